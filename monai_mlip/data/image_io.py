@@ -1,0 +1,275 @@
+"""Reading chest radiographs from DICOM, JPG/PNG and NIfTI files as MONAI transforms.
+
+Every reader returns a float32 ``MetaTensor`` of shape ``[1, H, W]`` (rows first) scaled to ``[0, 1]``
+where higher values are brighter (more attenuation, as a radiologist sees it), with metadata:
+
+- ``filename_or_obj``: the source path,
+- ``pixel_spacing``: ``(row, column)`` spacing in mm, or ``None`` when the file does not say,
+- ``view_position``: the DICOM ``ViewPosition`` (``PA``, ``AP``, ``LL``, ...) or ``""``,
+- ``photometric_interpretation``: as stored in the file (``MONOCHROME1``, ``MONOCHROME2``, ``RGB``, ...),
+- ``bits_stored``, ``original_shape`` and ``format`` (``dicom``, ``png``, ``jpeg``, ``nifti``).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Hashable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.data import MetaTensor
+from monai.transforms import MapTransform, Transform
+
+from monai_mlip.errors import ImageReadError
+
+__all__ = ["LoadCXR", "LoadCXRd", "read_cxr"]
+
+DICOM_SUFFIXES = {".dcm", ".dicom", ""}
+RASTER_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
+NIFTI_SUFFIXES = {".nii", ".nii.gz"}
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
+
+
+def _scale_to_unit(pixels: np.ndarray, lower: float, upper: float) -> np.ndarray:
+    """Map ``[lower, upper]`` linearly onto ``[0, 1]`` (clipping outside), float32."""
+    pixels = pixels.astype(np.float32, copy=False)
+    if not np.isfinite(pixels).all():
+        raise ValueError("pixel values are not finite")
+    if upper <= lower:
+        return np.zeros_like(pixels, dtype=np.float32)
+    return np.clip((pixels - lower) / (upper - lower), 0.0, 1.0)
+
+
+def _min_max(pixels: np.ndarray) -> np.ndarray:
+    pixels = pixels.astype(np.float32, copy=False)
+    if pixels.size == 0:
+        raise ValueError("the image is empty")
+    if not np.isfinite(pixels).all():
+        raise ValueError("pixel values are not finite")
+    return _scale_to_unit(pixels, float(pixels.min()), float(pixels.max()))
+
+
+def _dicom_luts():
+    """The modality and VOI LUT functions of the installed pydicom (3.x moved them)."""
+    try:
+        from pydicom.pixels import apply_modality_lut, apply_voi_lut
+    except ImportError:  # pydicom 2.x
+        from pydicom.pixel_data_handlers.util import apply_modality_lut, apply_voi_lut
+    return apply_modality_lut, apply_voi_lut
+
+
+def _pixel_spacing(ds: Any) -> tuple[float, float] | None:
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        value = ds.get(keyword)
+        if value is not None and len(value) == 2:
+            try:
+                row, col = float(value[0]), float(value[1])
+            except (TypeError, ValueError):
+                continue
+            if row > 0 and col > 0:
+                return row, col
+    return None
+
+
+def _read_dicom(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        ds = pydicom.dcmread(str(path))
+    except InvalidDicomError as err:
+        raise ImageReadError(path, f"not a DICOM file ({err})") from err
+    except Exception as err:  # truncated headers raise EOFError, struct.error, OSError, ...
+        raise ImageReadError(path, f"unreadable DICOM header ({type(err).__name__}: {err})") from err
+    if "PixelData" not in ds:
+        raise ImageReadError(path, "the DICOM file has no pixel data")
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    if frames > 1:
+        raise ImageReadError(path, f"multi-frame DICOM ({frames} frames); a single radiograph is expected")
+    if samples != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise ImageReadError(
+            path, f"colour DICOM (PhotometricInterpretation {photometric or '?'}, {samples} samples per pixel)"
+        )
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            stored = ds.pixel_array
+    except Exception as err:  # no handler for the syntax, truncated pixel data, bad lengths, ...
+        name = getattr(syntax, "name", syntax) or "unknown transfer syntax"
+        raise ImageReadError(path, f"cannot decode pixel data ({name}): {err}") from err
+    if stored.ndim != 2:
+        raise ImageReadError(path, f"expected a 2D image, got pixel array of shape {tuple(stored.shape)}")
+    apply_modality_lut, apply_voi_lut = _dicom_luts()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            values = apply_modality_lut(stored, ds)
+            has_voi = "VOILUTSequence" in ds or "WindowCenter" in ds
+            if has_voi:
+                values = apply_voi_lut(values, ds, index=0)
+        pixels = _min_max(np.asarray(values))
+    except ImageReadError:
+        raise
+    except Exception as err:
+        raise ImageReadError(path, f"cannot apply the modality/VOI LUT: {err}") from err
+    if photometric == "MONOCHROME1":
+        pixels = 1.0 - pixels
+    meta = {
+        "pixel_spacing": _pixel_spacing(ds),
+        "view_position": str(ds.get("ViewPosition", "") or "").strip().upper(),
+        "photometric_interpretation": photometric,
+        "bits_stored": int(ds.get("BitsStored", 0) or 0),
+        "voi_applied": bool(has_voi),
+        "format": "dicom",
+    }
+    return pixels, meta
+
+
+def _read_raster(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            mode = image.mode
+            if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+                # 16-bit grey: Pillow opens it as I;16* (or I for some PNGs); keep the full range.
+                pixels = _scale_to_unit(np.asarray(image, dtype=np.float32), 0.0, 65535.0)
+                bits = 16
+            elif mode == "F":
+                pixels = _min_max(np.asarray(image, dtype=np.float32))
+                bits = 32
+            else:
+                grey = image if mode == "L" else image.convert("L")
+                pixels = _scale_to_unit(np.asarray(grey, dtype=np.float32), 0.0, 255.0)
+                bits = 8
+            image_format = (image.format or path.suffix.lstrip(".")).lower()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise ImageReadError(path, f"unreadable or corrupt image ({type(err).__name__}: {err})") from err
+    if pixels.ndim != 2:
+        raise ImageReadError(path, f"expected a 2D image, got shape {tuple(pixels.shape)}")
+    meta = {
+        "pixel_spacing": None,
+        "view_position": "",
+        "photometric_interpretation": "MONOCHROME2" if mode in ("L", "I", "F") or mode.startswith("I;16") else mode,
+        "bits_stored": bits,
+        "format": image_format,
+    }
+    return pixels, meta
+
+
+def _read_nifti(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
+    import nibabel as nib
+
+    try:
+        image = nib.load(str(path))
+        data = np.asarray(image.get_fdata(dtype=np.float32))
+    except Exception as err:
+        raise ImageReadError(path, f"unreadable NIfTI file ({type(err).__name__}: {err})") from err
+    data = np.squeeze(data)
+    if data.ndim != 2:
+        raise ImageReadError(path, f"expected a 2D image, got NIfTI data of shape {tuple(image.shape)}")
+    # NIfTI stores (i = column, j = row); the radiograph is rows first.
+    try:
+        pixels = _min_max(data.T)
+    except ValueError as err:
+        raise ImageReadError(path, str(err)) from err
+    zooms = image.header.get_zooms()
+    meta = {
+        "pixel_spacing": (float(zooms[1]), float(zooms[0])) if len(zooms) >= 2 else None,
+        "view_position": "",
+        "photometric_interpretation": "MONOCHROME2",
+        "bits_stored": 32,
+        "format": "nifti",
+    }
+    return pixels, meta
+
+
+def read_cxr(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
+    """Read one radiograph.
+
+    Args:
+        path: a DICOM (``.dcm``, ``.dicom`` or no suffix), PNG/JPG/TIFF or NIfTI (``.nii``, ``.nii.gz``) file.
+
+    Returns:
+        ``(pixels, meta)``: float32 ``[H, W]`` in ``[0, 1]`` and the metadata described in the module docstring.
+
+    Raises:
+        ImageReadError: the file is missing, corrupt, multi-frame, colour DICOM or of an unknown kind.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(path, "file not found")
+    suffix = _suffix(path)
+    try:
+        if suffix in NIFTI_SUFFIXES:
+            pixels, meta = _read_nifti(path)
+        elif suffix in RASTER_SUFFIXES:
+            pixels, meta = _read_raster(path)
+        elif suffix in DICOM_SUFFIXES:
+            pixels, meta = _read_dicom(path)
+        else:
+            raise ImageReadError(path, f"unsupported file type {suffix!r}")
+    except ValueError as err:
+        if isinstance(err, ImageReadError):
+            raise
+        raise ImageReadError(path, str(err)) from err
+    meta["filename_or_obj"] = str(path)
+    meta["original_shape"] = tuple(int(s) for s in pixels.shape)
+    return pixels, meta
+
+
+def _to_meta_tensor(pixels: np.ndarray, meta: dict[str, Any]) -> MetaTensor:
+    spacing = meta.get("pixel_spacing") or (1.0, 1.0)
+    affine = torch.diag(torch.tensor([spacing[0], spacing[1], 1.0], dtype=torch.float64))
+    meta = {**meta, "spatial_shape": np.asarray(pixels.shape), "original_channel_dim": 0}
+    if meta.get("pixel_spacing") is None:
+        meta["pixel_spacing"] = (float("nan"), float("nan"))  # collatable placeholder: unknown spacing
+    return MetaTensor(torch.from_numpy(np.ascontiguousarray(pixels))[None], affine=affine, meta=meta)
+
+
+class LoadCXR(Transform):
+    """Load a radiograph file as a float32 ``MetaTensor`` ``[1, H, W]`` in ``[0, 1]``.
+
+    See :func:`read_cxr` for the supported formats and the metadata.
+    """
+
+    def __call__(self, path: str | os.PathLike) -> MetaTensor:
+        return _to_meta_tensor(*read_cxr(path))
+
+
+class LoadCXRd(MapTransform):
+    """Dictionary version of :class:`LoadCXR`.
+
+    Args:
+        keys: keys whose values are paths; each is replaced by the loaded ``[1, H, W]`` image.
+        allow_missing_keys: do not raise when a key is absent.
+    """
+
+    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.loader = LoadCXR()
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.loader(d[key])
+        return d
+
+
+def is_image_path(path: str | os.PathLike, suffixes: Sequence[str] | None = None) -> bool:
+    """Whether ``path`` has a suffix this module reads (``suffixes`` narrows the choice)."""
+    suffix = _suffix(Path(path))
+    known = suffixes if suffixes is not None else sorted(RASTER_SUFFIXES | NIFTI_SUFFIXES | {".dcm", ".dicom"})
+    return suffix in known

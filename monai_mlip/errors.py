@@ -1,0 +1,50 @@
+"""Exceptions raised by ``monai_mlip``.
+
+Every data error names the item it is about (a file, a report, an RLE row, a patient) and the reason,
+so that a failure deep inside a run over a 200,000-image dataset can be traced to one input.
+"""
+
+from __future__ import annotations
+
+__all__ = ["BoxError", "ImageReadError", "MLIPDataError", "MLIPError", "ManifestError", "RLEError", "ReportError"]
+
+
+class MLIPError(Exception):
+    """Base class of every exception the package raises on purpose."""
+
+
+class MLIPDataError(MLIPError, ValueError):
+    """Bad input data.
+
+    Args:
+        item: what the error is about (a path, an image id, a patient id).
+        reason: why the item cannot be used.
+    """
+
+    def __init__(self, item: object, reason: str) -> None:
+        self.item = str(item)
+        self.reason = reason
+        super().__init__(f"{self.item}: {reason}")
+
+    def __reduce__(self):  # keep the two-argument constructor picklable across DataLoader workers
+        return type(self), (self.item, self.reason)
+
+
+class ImageReadError(MLIPDataError):
+    """An image file is missing, unreadable, corrupt or of an unsupported kind."""
+
+
+class ReportError(MLIPDataError):
+    """A radiology report is missing, empty, not UTF-8 or has no usable text."""
+
+
+class RLEError(MLIPDataError):
+    """A run-length encoded mask is malformed."""
+
+
+class BoxError(MLIPDataError):
+    """A bounding box is negative, empty or lies outside the image."""
+
+
+class ManifestError(MLIPDataError):
+    """A dataset layout or index file is missing or malformed."""
