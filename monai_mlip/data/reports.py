@@ -90,7 +90,26 @@ _INLINE_MARKER = re.compile(r"(?<![\w.,])\(?(\d{1,2})[.)]\s+(?=[A-Za-z(])")
 _TERMINATOR = re.compile(r"[.!?]+(?=\s|$)")
 # Words that end with a full stop inside a sentence; "a.m." and "p.m." follow times ("at 10:25 a.m. on ___").
 _ABBREVIATIONS = frozenset(
-    {"dr", "mr", "mrs", "ms", "st", "vs", "approx", "e.g", "i.e", "eg", "ie", "cf", "fig", "a.m", "p.m", "jr", "sr", "prof"}
+    {
+        "dr",
+        "mr",
+        "mrs",
+        "ms",
+        "st",
+        "vs",
+        "approx",
+        "e.g",
+        "i.e",
+        "eg",
+        "ie",
+        "cf",
+        "fig",
+        "a.m",
+        "p.m",
+        "jr",
+        "sr",
+        "prof",
+    }
 )
 
 

@@ -69,7 +69,7 @@ def cxr_transforms(
     mask_keys = [mask_keys] if isinstance(mask_keys, str) else list(mask_keys)
     keys = image_keys + mask_keys
     if resize_to is None:
-        resize_to = int(math.ceil(image_size * 8 / 7)) if train else image_size
+        resize_to = math.ceil(image_size * 8 / 7) if train else image_size
     if resize_to < image_size:
         raise ValueError(f"resize_to ({resize_to}) must be at least image_size ({image_size})")
     modes = ["area"] * len(image_keys) + ["nearest"] * len(mask_keys)
