@@ -134,7 +134,8 @@ class RLEToMaskd(MapTransform):
     """Decode SIIM RLE rows into a ``[1, H, W]`` uint8 mask of the loaded image's size.
 
     Args:
-        keys: key holding the item's RLE strings (a list: one row per lesion, unioned).
+        keys: key holding the item's RLE rows (one per lesion, unioned): a list of strings, or one string
+            with a row per line as :func:`~monai_mlip.data.build_siim_manifest` writes it.
         image_key: the loaded image whose ``[1, H, W]`` shape the mask takes.
         mask_key: where to put the mask.
         id_key: key naming the item in errors.
@@ -155,7 +156,7 @@ class RLEToMaskd(MapTransform):
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         for key in self.key_iterator(d):
-            rles = [d[key]] if isinstance(d[key], str) else list(d[key])
+            rles = d[key].split("\n") if isinstance(d[key], str) else list(d[key])
             mask = rle_union(rles, _image_shape(d, self.image_key), d.get(self.id_key, key))
             d[self.mask_key] = _mask_like(d[self.image_key], mask)
             del d[key]

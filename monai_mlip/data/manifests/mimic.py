@@ -1,0 +1,210 @@
+"""MIMIC-CXR (DICOM release) and MIMIC-CXR-JPG manifests for pre-training.
+
+Layout (PhysioNet releases 2.0.0): images ``files/p10/p10000032/s50414267/<dicom_id>.dcm|.jpg``, reports
+``files/p10/p10000032/s50414267.txt`` (shipped with MIMIC-CXR, so ``reports_dir`` may differ from the
+image root), and gzipped CSVs ``mimic-cxr-2.0.0-split.csv.gz``, ``-metadata.csv.gz`` and
+``-chexpert.csv.gz`` at the root.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from monai_mlip.data.manifests.common import BuildReport, ErrorPolicy, Manifest, OnError, read_csv_rows, sample_fraction
+from monai_mlip.data.reports import read_report
+from monai_mlip.errors import ImageReadError, ManifestError, ReportError
+
+__all__ = ["CHEXPERT_LABELS", "MIMIC_SPLITS", "build_mimic_cxr_manifest", "mimic_image_path", "mimic_report_path"]
+
+CHEXPERT_LABELS = (
+    "Atelectasis",
+    "Cardiomegaly",
+    "Consolidation",
+    "Edema",
+    "Enlarged Cardiomediastinum",
+    "Fracture",
+    "Lung Lesion",
+    "Lung Opacity",
+    "No Finding",
+    "Pleural Effusion",
+    "Pleural Other",
+    "Pneumonia",
+    "Pneumothorax",
+    "Support Devices",
+)
+MIMIC_SPLITS = ("train", "validate", "test")
+_PREFIX = "mimic-cxr-2.0.0"
+
+
+def _study_dir(root: Path, subject_id: str, study_id: str) -> Path:
+    return root / "files" / f"p{subject_id[:2]}" / f"p{subject_id}" / f"s{study_id}"
+
+
+def mimic_image_path(root: str | os.PathLike, subject_id: str, study_id: str, dicom_id: str, suffix: str) -> Path:
+    """``root/files/pXX/pSUBJECT/sSTUDY/DICOM_ID.suffix``."""
+    return _study_dir(Path(root), subject_id, study_id) / f"{dicom_id}.{suffix.lstrip('.')}"
+
+
+def mimic_report_path(root: str | os.PathLike, subject_id: str, study_id: str) -> Path:
+    """``root/files/pXX/pSUBJECT/sSTUDY.txt``."""
+    study = _study_dir(Path(root), subject_id, study_id)
+    return study.with_name(f"{study.name}.txt")
+
+
+def _find_index(root: Path, name: str) -> Path | None:
+    candidates = (root / f"{_PREFIX}-{name}{suffix}" for suffix in (".csv.gz", ".csv"))
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def _index_file(root: Path, name: str) -> Path:
+    path = _find_index(root, name)
+    if path is None:
+        raise ManifestError(root / f"{_PREFIX}-{name}.csv.gz", f"the MIMIC-CXR {name} index is missing")
+    return path
+
+
+def _label_value(text: str, item: str) -> float:
+    if text == "":
+        return math.nan
+    try:
+        value = float(text)
+    except ValueError as err:
+        raise ManifestError(item, f"CheXpert label {text!r} is not a number") from err
+    if value not in (1.0, 0.0, -1.0):
+        raise ManifestError(item, f"CheXpert label {value} is not 1, 0, -1 or blank")
+    return value
+
+
+def _read_labels(path: Path) -> dict[tuple[str, str], np.ndarray]:
+    labels = {}
+    for row in read_csv_rows(path, required=("subject_id", "study_id", *CHEXPERT_LABELS)):
+        key = (row["subject_id"], row["study_id"])
+        item = f"{path.name} study {row['study_id']}"
+        labels[key] = np.array([_label_value(row[name], item) for name in CHEXPERT_LABELS], dtype=np.float32)
+    return labels
+
+
+def _image_suffix(root: Path, image_format: str, first: dict[str, str] | None) -> str:
+    if image_format in ("jpg", "dcm"):
+        return image_format
+    if image_format != "auto":
+        raise ValueError(f"image_format must be 'auto', 'jpg' or 'dcm', got {image_format!r}")
+    if first is not None:
+        for suffix in ("jpg", "dcm"):
+            if mimic_image_path(root, first["subject_id"], first["study_id"], first["dicom_id"], suffix).is_file():
+                return suffix
+    return "jpg"
+
+
+def build_mimic_cxr_manifest(
+    dataset_dir: str | os.PathLike,
+    split: str | Sequence[str] | None = "train",
+    reports_dir: str | os.PathLike | None = None,
+    image_format: str = "auto",
+    views: Sequence[str] | None = ("PA", "AP"),
+    sections: Sequence[str] = ("impression", "findings"),
+    with_labels: bool = True,
+    fraction: float = 1.0,
+    seed: int = 0,
+    on_error: OnError = "raise",
+) -> Manifest:
+    """Image-report items of MIMIC-CXR(-JPG).
+
+    Args:
+        dataset_dir: the release root holding ``files/`` and the ``mimic-cxr-2.0.0-*.csv.gz`` files.
+        split: ``train``, ``validate``, ``test``, several of them, or ``None`` for all.
+        reports_dir: the root of ``files/.../sSTUDY.txt`` reports (default ``dataset_dir``).
+        image_format: ``jpg``, ``dcm`` or ``auto`` (whichever the first listed image is on disk as).
+        views: keep these ``ViewPosition`` values (frontal by default); ``None`` keeps every view.
+        sections: report sections whose cleaned text becomes ``report`` (in this order).
+        with_labels: attach the CheXpert labels when ``-chexpert.csv.gz`` exists.
+        fraction: keep this fraction of the studies (seeded), for data-efficiency runs.
+        seed: the fraction's seed.
+        on_error: ``raise`` on a missing file or bad report, or ``skip`` it and count it in ``Manifest.report``.
+
+    Returns:
+        A :class:`Manifest` of dicts: ``image`` (path), ``report`` (text), ``subject_id``, ``study_id``,
+        ``dicom_id``, ``view``, ``split`` and, with labels, ``labels`` (float32 ``[14]`` in
+        :data:`CHEXPERT_LABELS` order: 1, 0, -1 uncertain, NaN unmentioned).
+    """
+    root = Path(dataset_dir)
+    reports_root = Path(reports_dir) if reports_dir is not None else root
+    if not root.is_dir():
+        raise ManifestError(root, "the MIMIC-CXR directory does not exist")
+    wanted = {split} if isinstance(split, str) else set(split) if split is not None else set(MIMIC_SPLITS)
+    unknown = wanted - set(MIMIC_SPLITS)
+    if unknown:
+        raise ValueError(f"unknown MIMIC-CXR split(s) {sorted(unknown)}; choose from {MIMIC_SPLITS}")
+    report = BuildReport("MIMIC-CXR")
+    policy = ErrorPolicy(on_error, report)
+
+    split_rows = list(
+        read_csv_rows(_index_file(root, "split"), required=("dicom_id", "study_id", "subject_id", "split"))
+    )
+    views_of = {
+        row["dicom_id"]: row["ViewPosition"].upper()
+        for row in read_csv_rows(_index_file(root, "metadata"), required=("dicom_id", "ViewPosition"))
+    }
+    labels = {}
+    if with_labels:
+        labels_path = _find_index(root, "chexpert")
+        if labels_path is None:
+            report.miss("CheXpert label index", root / f"{_PREFIX}-chexpert.csv.gz")
+        else:
+            labels = _read_labels(labels_path)
+    report.found = {"images": len(split_rows), "studies": len({r["study_id"] for r in split_rows})}
+
+    rows = []
+    for row in split_rows:
+        if row["split"] not in wanted:
+            report.filter(f"split {row['split']}")
+            continue
+        view = views_of.get(row["dicom_id"], "")
+        if views is not None and view not in views:
+            report.filter(f"view {view or 'unknown'}")
+            continue
+        rows.append({**row, "view": view})
+    if fraction < 1:
+        studies = sample_fraction([{"study_id": s} for s in sorted({r["study_id"] for r in rows})], fraction, seed)
+        keep = {s["study_id"] for s in studies}
+        report.filter(f"fraction {fraction}", sum(r["study_id"] not in keep for r in rows))
+        rows = [r for r in rows if r["study_id"] in keep]
+
+    suffix = _image_suffix(root, image_format, rows[0] if rows else None)
+    texts: dict[str, str | None] = {}
+    items: list[dict[str, Any]] = []
+    for row in rows:
+        subject, study, dicom = row["subject_id"], row["study_id"], row["dicom_id"]
+        image = mimic_image_path(root, subject, study, dicom, suffix)
+        if not image.is_file():
+            policy.missing("image file", image, ImageReadError)
+            continue
+        if study not in texts:
+            path = mimic_report_path(reports_root, subject, study)
+            if path.is_file():
+                texts[study] = policy.attempt(lambda path=path: read_report(path, use=sections))
+            else:
+                policy.missing("report file", path, ReportError)
+                texts[study] = None
+        if texts[study] is None:
+            continue
+        item = {
+            "image": str(image),
+            "report": texts[study],
+            "subject_id": subject,
+            "study_id": study,
+            "dicom_id": dicom,
+            "view": row["view"],
+            "split": row["split"],
+        }
+        if labels:
+            key = (subject, study)
+            item["labels"] = labels.get(key, np.full(len(CHEXPERT_LABELS), np.nan, dtype=np.float32))
+        items.append(item)
+    return Manifest(items, report)
