@@ -84,7 +84,13 @@ def _read_dicom(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     from pydicom.errors import InvalidDicomError
 
     try:
-        ds = pydicom.dcmread(str(path))
+        try:
+            ds = pydicom.dcmread(str(path))
+        except InvalidDicomError:
+            # Old files without the 128-byte preamble and file meta: read the bare data set.
+            ds = pydicom.dcmread(str(path), force=True)
+            if "Rows" not in ds:
+                raise
     except InvalidDicomError as err:
         raise ImageReadError(path, f"not a DICOM file ({err})") from err
     except Exception as err:  # truncated headers raise EOFError, struct.error, OSError, ...
@@ -92,14 +98,19 @@ def _read_dicom(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     if "PixelData" not in ds:
         raise ImageReadError(path, "the DICOM file has no pixel data")
     photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    try:
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    except (TypeError, ValueError) as err:
+        raise ImageReadError(path, f"invalid NumberOfFrames or SamplesPerPixel ({err})") from err
     if frames > 1:
         raise ImageReadError(path, f"multi-frame DICOM ({frames} frames); a single radiograph is expected")
-    if samples != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
+    if samples != 1 or photometric in ("RGB", "PALETTE COLOR") or photometric.startswith("YBR"):
         raise ImageReadError(
-            path, f"colour DICOM (PhotometricInterpretation {photometric or '?'}, {samples} samples per pixel)"
+            path, f"colour DICOM (PhotometricInterpretation {photometric}, {samples} samples per pixel)"
         )
+    if photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise ImageReadError(path, f"unsupported PhotometricInterpretation {photometric or '(missing)'}")
     syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     try:
         with warnings.catch_warnings():

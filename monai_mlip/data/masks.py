@@ -69,8 +69,9 @@ def rle_encode(mask: np.ndarray) -> str:
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ValueError(f"expected a [H, W] mask, got shape {mask.shape}")
-    flat = (mask.T.reshape(-1) > 0).astype(np.int8)
-    changes = np.flatnonzero(np.diff(np.concatenate([[0], flat, [0]])))
+    padded = np.zeros(mask.size + 2, dtype=bool)
+    padded[1:-1] = mask.T.reshape(-1) > 0
+    changes = np.flatnonzero(padded[1:] != padded[:-1])
     if changes.size == 0:
         return "-1"
     starts, ends = changes[0::2], changes[1::2]
@@ -122,7 +123,7 @@ def boxes_to_mask(
 def _mask_like(image: Any, mask: np.ndarray) -> torch.Tensor:
     tensor = torch.from_numpy(mask)[None]
     if isinstance(image, MetaTensor):
-        return MetaTensor(tensor, affine=image.affine, meta=dict(image.meta))
+        return MetaTensor(tensor, meta=dict(image.meta))  # the meta carries the affine
     return tensor
 
 

@@ -82,7 +82,7 @@ _SYNONYMS = {
 # Sections that never describe the image; the last-paragraph fallback must not return them.
 _NON_FINDING_SECTIONS = frozenset({"indication", "history", "comparison", "technique", "examination", "wet read"})
 
-_PLACEHOLDER = re.compile(r"_{2,}|\bX{2,}\b")
+_PLACEHOLDER = re.compile(r"_{2,}|X{4,}|\bX{2,3}\b")  # IU writes XXXX, also inside words (RADXXXX)
 # A numbered list marker at the start of a line: "1.", "2)", "(3)".
 _LINE_MARKER = re.compile(r"(?m)^[ \t]*\(?\d{1,2}[.)][ \t]+")
 # A candidate list marker inside a line, before a word: " 2. Stable", "(3) Tube".
@@ -169,7 +169,7 @@ def parse_report(text: str) -> dict[str, str]:
     if "findings" not in sections and "impression" not in sections:
         paragraphs = [p for p in _PARAGRAPH_BREAK.split(body) if p.strip()]
         if paragraphs:
-            last = "\n" + paragraphs[-1]
+            last = "\n" + paragraphs[-1].lstrip("\n")
             header = _HEADER.match(last)
             name = _canonical_section(header.group(1)) if header else None
             if name not in _NON_FINDING_SECTIONS:

@@ -1,0 +1,79 @@
+"""Shared fixtures: offline Hugging Face, a tiny tokenizer, DICOM writing, the real reference files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPORT_CORPUS = [
+    "No acute cardiopulmonary process.",
+    "There is a right lower lobe consolidation concerning for pneumonia.",
+    "Small left pleural effusion. No pneumothorax.",
+    "The heart size is normal. The lungs are clear.",
+    "Moderate cardiomegaly with mild pulmonary edema.",
+    "A 2.5 cm nodule projects over the left upper lobe.",
+    "Endotracheal tube terminates 4 cm above the carina.",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    """A BERT WordPiece tokenizer trained here on a few report sentences."""
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertTokenizerFast
+
+    trainer = BertWordPieceTokenizer(lowercase=True)
+    trainer.train_from_iterator(REPORT_CORPUS * 5, vocab_size=200, min_frequency=1)
+    return BertTokenizerFast(tokenizer_object=trainer._tokenizer, model_max_length=64)
+
+
+def xrv_data_file(name: str) -> Path:
+    """A real reference file shipped by torchxrayvision (skips the test where it is not installed)."""
+    xrv = pytest.importorskip("torchxrayvision")
+    path = Path(xrv.__file__).parent / "data" / name
+    if not path.is_file():
+        pytest.skip(f"torchxrayvision does not ship {name}")
+    return path
+
+
+def write_dicom(path: Path, stored: np.ndarray, **attributes) -> Path:
+    """Write a minimal valid DICOM (Explicit VR Little Endian).
+
+    ``stored`` is ``[H, W]`` (one grey frame), ``[F, H, W]`` (multi-frame) or ``[H, W, 3]`` (RGB); attributes
+    override any element (``BitsStored=12``, ``PhotometricInterpretation="MONOCHROME1"``, ...).
+    """
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1"  # Computed Radiography Image Storage
+    meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[str(path)])
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = "CR"
+    ds.PatientID = "TEST"
+    colour = stored.ndim == 3 and stored.shape[-1] == 3
+    ds.Rows, ds.Columns = stored.shape[:2] if colour else stored.shape[-2:]
+    ds.SamplesPerPixel = 3 if colour else 1
+    ds.PhotometricInterpretation = "RGB" if colour else "MONOCHROME2"
+    if colour:
+        ds.PlanarConfiguration = 0
+    elif stored.ndim == 3:
+        ds.NumberOfFrames = stored.shape[0]
+    ds.BitsAllocated = stored.dtype.itemsize * 8
+    ds.BitsStored = ds.BitsAllocated
+    ds.HighBit = ds.BitsStored - 1
+    ds.PixelRepresentation = int(np.issubdtype(stored.dtype, np.signedinteger))
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    ds.PixelData = np.ascontiguousarray(stored).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
