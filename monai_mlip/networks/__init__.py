@@ -1,0 +1,33 @@
+"""Networks: the MLIP towers and model, its presets, and conversion of the vision tower to MONAI networks."""
+
+from monai_mlip.networks.convert import load_vit_weights, to_monai_vit, vit_state_dict_for_monai
+from monai_mlip.networks.factory import PRESETS, MLIPConfig, create_mlip, list_presets
+from monai_mlip.networks.mip import MaskedImageDecoder, patchify
+from monai_mlip.networks.mlip import MLIP, MLIPOutput, SentenceEmbeddings
+from monai_mlip.networks.sie import SemanticIntegrityEstimator
+from monai_mlip.networks.text import TextFeatures, TextTower, pool_sentences
+from monai_mlip.networks.tiny_text import build_tiny_text_model
+from monai_mlip.networks.vision import VisionFeatures, VisionTower, random_patch_mask
+
+__all__ = [
+    "MLIP",
+    "PRESETS",
+    "MLIPConfig",
+    "MLIPOutput",
+    "MaskedImageDecoder",
+    "SemanticIntegrityEstimator",
+    "SentenceEmbeddings",
+    "TextFeatures",
+    "TextTower",
+    "VisionFeatures",
+    "VisionTower",
+    "build_tiny_text_model",
+    "create_mlip",
+    "list_presets",
+    "load_vit_weights",
+    "patchify",
+    "pool_sentences",
+    "random_patch_mask",
+    "to_monai_vit",
+    "vit_state_dict_for_monai",
+]

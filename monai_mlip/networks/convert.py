@@ -1,0 +1,200 @@
+"""Conversion of the trained vision tower into stock MONAI networks (2D ``ViT`` and the encoder of ``UNETR``).
+
+A timm ViT block and a MONAI ``TransformerBlock`` compute the same function (pre-norm attention and
+MLP, exact GELU, fused ``qkv`` laid out as (q|k|v, head, head_dim)), so the weights map key by key:
+
+=====================================  ==========================================
+timm (``VisionTower.trunk``)           MONAI ``ViT``
+=====================================  ==========================================
+``patch_embed.proj.{weight,bias}``     ``patch_embedding.patch_embeddings.*``
+``pos_embed`` (patch part)             ``patch_embedding.position_embeddings``
+``cls_token`` + ``pos_embed[:, :1]``   ``cls_token`` (MONAI adds no position to it)
+``blocks.i.norm1`` / ``norm2``         ``blocks.i.norm1`` / ``norm2``
+``blocks.i.attn.qkv``                  ``blocks.i.attn.qkv``
+``blocks.i.attn.proj``                 ``blocks.i.attn.out_proj``
+``blocks.i.mlp.fc1`` / ``fc2``         ``blocks.i.mlp.linear1`` / ``linear2``
+``norm``                               ``norm``
+=====================================  ==========================================
+
+Details: MONAI's LayerNorms default to ``eps=1e-5`` and timm's to ``1e-6``; the converter sets the
+target's ``eps`` to the source's. A 3-channel patch embedding converted to a 1-channel network is summed
+over the colour channels (timm's ``adapt_input_conv``), which equals feeding the grey image replicated to
+three channels. Position embeddings of another grid size are resampled (timm's ``resample_abs_pos_embed``).
+``UNETR`` builds its ``ViT`` without a class token: a tower with one loses it (``cls_token`` is reported
+unexpected and the patch features are no longer identical). A tower pooled with ``fc_norm`` and no final
+``norm`` has its ``fc_norm`` put on MONAI's token ``norm`` (an approximation). LayerScale, QK-norm,
+pre-norm (``norm_pre``) and register tokens have no MONAI counterpart and are reported as unexpected keys.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import NamedTuple
+
+import torch
+from monai.networks.nets import ViT
+from timm.layers import resample_abs_pos_embed
+from timm.models._manipulate import adapt_input_conv
+from torch import nn
+
+from monai_mlip.networks.vision import VisionTower
+
+__all__ = ["LoadResult", "load_vit_weights", "to_monai_vit", "vit_state_dict_for_monai"]
+
+_ANCHOR = "patch_embed.proj.weight"
+_BLOCK_KEYS = {
+    "norm1": "norm1",
+    "attn.qkv": "attn.qkv",
+    "attn.proj": "attn.out_proj",
+    "norm2": "norm2",
+    "mlp.fc1": "mlp.linear1",
+    "mlp.fc2": "mlp.linear2",
+}
+
+
+class LoadResult(NamedTuple):
+    """Keys of the MONAI network left at their initial values, and source keys that were not carried over."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+def _timm_prefix(state_dict: Mapping[str, torch.Tensor]) -> str:
+    anchors = [key for key in state_dict if key.endswith(_ANCHOR)]
+    if len(anchors) != 1:
+        raise ValueError(f"expected one timm ViT in the state dict (one '*{_ANCHOR}' key), found {anchors}")
+    return anchors[0][: -len(_ANCHOR)]
+
+
+def vit_state_dict_for_monai(
+    state_dict: Mapping[str, torch.Tensor], target: ViT
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Rename and reshape a timm ViT state dict for a MONAI 2D ``ViT``.
+
+    Args:
+        state_dict: the weights of a timm ViT, under any prefix: a bare timm model, a
+            :class:`VisionTower` (``trunk.``), an MLIP model or checkpoint (``vision.trunk.``), a DDP
+            wrapper (``module.``); keys outside that prefix are ignored.
+        target: the MONAI network that will receive the weights (its channels, grid and class token decide
+            how the patch embedding, the positions and the class token are mapped).
+
+    Returns:
+        The MONAI state dict, and the source keys (without prefix) that have no MONAI counterpart.
+    """
+    prefix = _timm_prefix(state_dict)
+    source = {key[len(prefix) :]: value for key, value in state_dict.items() if key.startswith(prefix)}
+    mapped: dict[str, torch.Tensor] = {}
+
+    conv = source.pop("patch_embed.proj.weight")
+    in_channels = target.patch_embedding.patch_embeddings.in_channels
+    mapped["patch_embedding.patch_embeddings.weight"] = adapt_input_conv(in_channels, conv, base_chans=conv.shape[1])
+    if "patch_embed.proj.bias" in source:
+        mapped["patch_embedding.patch_embeddings.bias"] = source.pop("patch_embed.proj.bias")
+
+    num_patches = target.patch_embedding.n_patches
+    cls_token = source.pop("cls_token", None)
+    num_prefix = int(cls_token is not None)
+    if "pos_embed" in source:
+        pos_embed = source.pop("pos_embed")
+        length = pos_embed.shape[1]
+        embeds_prefix = length - num_prefix == num_patches or (
+            length != num_patches and math.isqrt(length - num_prefix) ** 2 == length - num_prefix
+        )
+        prefix_pos = pos_embed[:, :num_prefix] if embeds_prefix else pos_embed[:, :0]
+        patch_pos = pos_embed[:, prefix_pos.shape[1] :]
+        if patch_pos.shape[1] != num_patches:
+            side = math.isqrt(num_patches)
+            patch_pos = resample_abs_pos_embed(patch_pos, [side, side], num_prefix_tokens=0)
+        mapped["patch_embedding.position_embeddings"] = patch_pos
+        if cls_token is not None and prefix_pos.shape[1]:
+            cls_token = cls_token + prefix_pos
+    if cls_token is not None:
+        if hasattr(target, "cls_token"):
+            mapped["cls_token"] = cls_token
+        else:
+            source["cls_token"] = cls_token  # reported: the target has no class token
+
+    for index in range(len(target.blocks)):
+        for timm_name, monai_name in _BLOCK_KEYS.items():
+            for kind in ("weight", "bias"):
+                key = f"blocks.{index}.{timm_name}.{kind}"
+                if key in source:
+                    mapped[f"blocks.{index}.{monai_name}.{kind}"] = source.pop(key)
+    final_norm = "norm" if "norm.weight" in source else "fc_norm"
+    for kind in ("weight", "bias"):
+        if f"{final_norm}.{kind}" in source:
+            mapped[f"norm.{kind}"] = source.pop(f"{final_norm}.{kind}")
+    return mapped, sorted(source)
+
+
+def load_vit_weights(
+    target: ViT, state_dict: Mapping[str, torch.Tensor], layer_norm_eps: float | None = 1e-6
+) -> LoadResult:
+    """Load timm ViT weights into a MONAI ``ViT`` (for example ``UNETR(spatial_dims=2, ...).vit``).
+
+    Args:
+        target: the MONAI ``ViT``; changed in place.
+        state_dict: timm ViT weights under any prefix (see :func:`vit_state_dict_for_monai`), for
+            example ``mlip.state_dict()`` or a pre-training checkpoint's model entry.
+        layer_norm_eps: ``eps`` given to every LayerNorm of the target (timm's ViTs use 1e-6);
+            ``None`` leaves MONAI's 1e-5.
+
+    Returns:
+        ``missing_keys`` (target parameters not in the source; an empty list means the whole encoder
+        was loaded) and ``unexpected_keys`` (source parameters MONAI has no place for).
+    """
+    mapped, unused = vit_state_dict_for_monai(state_dict, target)
+    result = target.load_state_dict(mapped, strict=False)
+    if layer_norm_eps is not None:
+        for module in target.modules():
+            if isinstance(module, nn.LayerNorm):
+                module.eps = layer_norm_eps
+    return LoadResult(list(result.missing_keys), sorted(unused + list(result.unexpected_keys)))
+
+
+def to_monai_vit(tower: VisionTower, in_channels: int | None = None) -> ViT:
+    """Build a MONAI 2D ``ViT`` equal to the vision tower and load its weights.
+
+    The network returns ``(features, hidden_states)``: for a tower without a class token ``features``
+    are the ``[B, P, E]`` patch features of the tower (unmasked); with a class token the network has
+    ``classification=True`` with an identity head, so ``features`` is the ``[B, E]`` normalised class
+    token and the patch features are ``vit.norm(hidden_states[-1])[:, 1:]``.
+
+    Args:
+        tower: the trained vision tower.
+        in_channels: input channels of the MONAI network (default: the tower's); 1 for a 3-channel tower
+            sums its patch-embedding kernel over the channels.
+
+    Raises:
+        ValueError: the tower uses a feature MONAI's ViT lacks (LayerScale, QK-norm, pre-norm, register
+            tokens, a non-GELU MLP).
+    """
+    trunk = tower.trunk
+    block = trunk.blocks[0]
+    if not isinstance(block.mlp.act, nn.GELU):
+        raise ValueError(f"MONAI's ViT uses GELU; the tower's MLP uses {type(block.mlp.act).__name__}")
+    vit = ViT(
+        in_channels=in_channels or tower.in_chans,
+        img_size=tower.image_size,
+        patch_size=tower.patch_size,
+        hidden_size=tower.embed_dim,
+        mlp_dim=block.mlp.fc1.out_features,
+        num_layers=len(trunk.blocks),
+        num_heads=block.attn.num_heads,
+        proj_type="conv",
+        pos_embed_type="learnable",
+        classification=trunk.has_class_token,
+        spatial_dims=2,
+        post_activation=None,
+        qkv_bias=block.attn.qkv.bias is not None,
+    )
+    if trunk.has_class_token:
+        vit.classification_head = nn.Identity()
+    result = load_vit_weights(vit, trunk.state_dict(), layer_norm_eps=block.norm1.eps)
+    if result.missing_keys or result.unexpected_keys:
+        raise ValueError(
+            f"{tower.model_name} has no exact MONAI ViT equivalent: MONAI lacks {result.unexpected_keys}, "
+            f"the tower lacks {result.missing_keys}"
+        )
+    return vit.to(next(trunk.parameters()).device)

@@ -1,0 +1,157 @@
+"""Model presets and the :func:`create_mlip` factory.
+
+Every preset is an :class:`MLIPConfig`; :func:`create_mlip` takes a preset name and overrides any of its
+fields by keyword, so bundle configs can say ``create_mlip("paper", vision_weights="/data/vit.safetensors",
+text_model="/data/Bio_ClinicalBERT")``.
+
+Presets:
+
+- ``paper``: timm ``vit_base_patch16_224`` (ImageNet weights from the local cache by default) at 224 px,
+  ``emilyalsentzer/Bio_ClinicalBERT``, shared space of 512, mask ratio 0.5, a 2-block 512-wide decoder.
+- ``tiny``: for CPU runs on small data. A 12-block ViT of width 128 with 4 heads, patch 16 at 128 px
+  (8 x 8 = 64 patches), no class token, average pooling and a final LayerNorm on the tokens
+  (``fc_norm=False``): that layout is exactly MONAI's ``ViT``/``UNETR`` encoder, so the converted
+  network reproduces the tower (:mod:`monai_mlip.networks.convert`); 12 blocks because ``UNETR``
+  always has 12. Random initialisation. The text model is a 2-layer BERT of width 128 made by
+  :func:`~monai_mlip.networks.tiny_text.build_tiny_text_model` on the training reports, whose
+  directory must be passed as ``text_model``. Shared space 128, a 1-block 128-wide decoder.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from monai_mlip.networks.mlip import MLIP
+from monai_mlip.networks.text import TextTower
+from monai_mlip.networks.vision import VisionTower
+
+__all__ = ["PRESETS", "MLIPConfig", "create_mlip", "list_presets"]
+
+
+@dataclass(frozen=True)
+class MLIPConfig:
+    """Everything :func:`create_mlip` needs to build an :class:`~monai_mlip.networks.MLIP`.
+
+    Attributes:
+        vision_model: timm model name of a Vision Transformer.
+        vision_weights: ``None`` (random init), a local weights file, or ``True`` (the timm model's
+            default weights from the local cache).
+        vision_kwargs: further ``timm.create_model`` arguments (merged with the preset's by :func:`create_mlip`).
+        image_size: side of the square input.
+        in_chans: image channels (1 for grey radiographs).
+        text_model: a local ``save_pretrained`` directory or a hub name in the local cache.
+        text_kwargs: further ``AutoModel.from_pretrained`` arguments (merged like ``vision_kwargs``).
+        max_sentences: sentence slots ``S`` of the text tower.
+        embed_dim: width ``D`` of the shared space.
+        mask_ratio: fraction of patches hidden in training.
+        decoder_dim: MIP decoder width.
+        decoder_depth: MIP decoder blocks.
+        decoder_heads: MIP decoder heads.
+        logit_scale_init: initial inverse temperature of the global and local logits (MaCo: 1 / 0.03).
+        max_logit_scale: clamp of the logit scales.
+        sie_init: SIE weight of every mask at initialisation.
+    """
+
+    vision_model: str = "vit_base_patch16_224"
+    vision_weights: str | os.PathLike | bool | None = True
+    vision_kwargs: dict[str, Any] = field(default_factory=dict)
+    image_size: int = 224
+    in_chans: int = 1
+    text_model: str | os.PathLike | None = "emilyalsentzer/Bio_ClinicalBERT"
+    text_kwargs: dict[str, Any] = field(default_factory=dict)
+    max_sentences: int = 16
+    embed_dim: int = 512
+    mask_ratio: float = 0.5
+    decoder_dim: int = 512
+    decoder_depth: int = 2
+    decoder_heads: int = 16
+    logit_scale_init: float = 1 / 0.03
+    max_logit_scale: float = 100.0
+    sie_init: float = 1.0
+
+
+PRESETS: dict[str, MLIPConfig] = {
+    "paper": MLIPConfig(),
+    "tiny": MLIPConfig(
+        vision_model="vit_tiny_patch16_224",
+        vision_weights=None,
+        vision_kwargs={
+            "embed_dim": 128,
+            "depth": 12,
+            "num_heads": 4,
+            "class_token": False,
+            "global_pool": "avg",
+            "fc_norm": False,
+        },
+        image_size=128,
+        text_model=None,
+        embed_dim=128,
+        decoder_dim=128,
+        decoder_depth=1,
+        decoder_heads=4,
+    ),
+}
+
+_MERGED = ("vision_kwargs", "text_kwargs")
+
+
+def list_presets() -> list[str]:
+    """Names of the presets."""
+    return sorted(PRESETS)
+
+
+def create_mlip(preset: str = "tiny", **overrides: Any) -> MLIP:
+    """Build an MLIP model from a preset, overriding any :class:`MLIPConfig` field by keyword.
+
+    ``vision_kwargs`` and ``text_kwargs`` overrides are merged into the preset's dictionaries (a ``None``
+    value removes a key); every other override replaces the preset's value.
+
+    Args:
+        preset: a name from :func:`list_presets`.
+        **overrides: :class:`MLIPConfig` fields.
+
+    Raises:
+        ValueError: unknown preset or field, or no text model given to a preset without one.
+        PretrainedNotFoundError: pretrained weights were asked for and no local copy exists.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown MLIP preset {preset!r}; choose one of {list_presets()}")
+    config = PRESETS[preset]
+    names = {f.name for f in fields(MLIPConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ValueError(f"unknown create_mlip argument(s) {unknown}; valid: {sorted(names)}")
+    for name in _MERGED:
+        if name in overrides:
+            merged = {**getattr(config, name), **(overrides[name] or {})}
+            overrides[name] = {k: v for k, v in merged.items() if v is not None}
+    config = replace(config, **overrides)
+    if config.text_model is None:
+        raise ValueError(
+            f"the {preset!r} preset has no text model: pass text_model=<directory>, for example one written by "
+            "monai_mlip.networks.build_tiny_text_model(reports, out_dir)"
+        )
+    vision = VisionTower(
+        config.vision_model,
+        weights=config.vision_weights,
+        image_size=config.image_size,
+        in_chans=config.in_chans,
+        **config.vision_kwargs,
+    )
+    text = TextTower(config.text_model, max_sentences=config.max_sentences, **config.text_kwargs)
+    model = MLIP(
+        vision,
+        text,
+        embed_dim=config.embed_dim,
+        mask_ratio=config.mask_ratio,
+        decoder_dim=config.decoder_dim,
+        decoder_depth=config.decoder_depth,
+        decoder_heads=config.decoder_heads,
+        logit_scale_init=config.logit_scale_init,
+        max_logit_scale=config.max_logit_scale,
+        sie_init=config.sie_init,
+    )
+    model.config = config
+    return model

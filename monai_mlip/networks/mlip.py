@@ -1,0 +1,222 @@
+"""The MLIP model: vision and text towers, projections into a shared space, SIE and the MIP decoder.
+
+:class:`MLIP` computes everything the MLIP loss needs in one forward pass and returns it as a
+:class:`MLIPOutput` of named tensors; :mod:`monai_mlip.losses` turns that into the global contrastive,
+patch-sentence OT and masked-image-prediction terms. The ``encode_*`` methods give unmasked
+embeddings for zero-shot classification and grounding.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from monai_mlip.networks.mip import MaskedImageDecoder, patchify
+from monai_mlip.networks.sie import SemanticIntegrityEstimator
+from monai_mlip.networks.text import TextTower
+from monai_mlip.networks.vision import VisionTower
+
+__all__ = ["MLIP", "MLIPOutput", "SentenceEmbeddings"]
+
+
+@dataclass
+class MLIPOutput:
+    """Named outputs of :meth:`MLIP.forward`.
+
+    Shapes: ``B`` batch, ``D`` shared embedding width, ``P`` patches in the grid, ``N`` visible patches
+    (``int(P * (1 - mask_ratio))``, the same for every sample), ``M = P - N`` hidden patches, ``S``
+    sentence slots (``max_sentences``), ``K = C * p * p`` pixels per patch.
+
+    Attributes:
+        image_embeds: ``[B, D]`` L2-normalised global image embeddings (of the masked image in training).
+        text_embeds: ``[B, D]`` L2-normalised global ([CLS]) report embeddings.
+        patch_embeds: ``[B, N, D]`` L2-normalised embeddings of the visible patches.
+        patch_index: ``[B, N]`` long, row-major grid index of each visible patch (ascending).
+        visible: ``[B, P]`` bool, ``True`` for visible patches.
+        sentence_embeds: ``[B, S, D]`` L2-normalised sentence embeddings, zero for absent sentences.
+        sentence_mask: ``[B, S]`` bool, ``True`` for real sentences.
+        integrity: ``[B]`` SIE weight ``w`` of each sample's mask.
+        patch_scores: ``[B, N]`` SIE ``phi`` of each visible patch (for an SIE-weighted patch marginal).
+        mip_pred: ``[B, M, K]`` decoder prediction of the hidden patches (per-patch-normalised pixels).
+        mip_target: ``[B, M, K]`` per-patch-normalised pixels of the hidden patches.
+        masked_index: ``[B, M]`` long, grid index of each hidden patch (ascending).
+        logit_scale: scalar, ``exp`` of the global logit scale, clamped to ``[1, max_logit_scale]``.
+        local_logit_scale: scalar, the same for the local (patch-sentence) similarities.
+    """
+
+    image_embeds: torch.Tensor
+    text_embeds: torch.Tensor
+    patch_embeds: torch.Tensor
+    patch_index: torch.Tensor
+    visible: torch.Tensor
+    sentence_embeds: torch.Tensor
+    sentence_mask: torch.Tensor
+    integrity: torch.Tensor
+    patch_scores: torch.Tensor
+    mip_pred: torch.Tensor
+    mip_target: torch.Tensor
+    masked_index: torch.Tensor
+    logit_scale: torch.Tensor
+    local_logit_scale: torch.Tensor
+
+
+class SentenceEmbeddings(NamedTuple):
+    """``embeds`` ``[B, S, D]`` (L2-normalised, zero for absent sentences) and ``mask`` ``[B, S]`` bool."""
+
+    embeds: torch.Tensor
+    mask: torch.Tensor
+
+
+class MLIP(nn.Module):
+    """Medical Language-Image Pre-training with masked local representation learning.
+
+    Args:
+        vision: the vision tower.
+        text: the text tower.
+        embed_dim: ``D``, width of the shared space. One linear projection per modality maps both the
+            global and the local (patch / sentence) features into it.
+        mask_ratio: fraction of patches hidden in training mode.
+        decoder_dim: MIP decoder width.
+        decoder_depth: MIP decoder blocks.
+        decoder_heads: MIP decoder attention heads.
+        logit_scale_init: initial value of both logit scales (inverse temperatures).
+        max_logit_scale: upper clamp of both logit scales.
+        sie_init: SIE weight of every mask at initialisation.
+    """
+
+    def __init__(
+        self,
+        vision: VisionTower,
+        text: TextTower,
+        embed_dim: int = 512,
+        mask_ratio: float = 0.5,
+        decoder_dim: int = 512,
+        decoder_depth: int = 2,
+        decoder_heads: int = 16,
+        logit_scale_init: float = 1 / 0.03,
+        max_logit_scale: float = 100.0,
+        sie_init: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= mask_ratio < 1.0:
+            raise ValueError(f"mask_ratio must be in [0, 1), got {mask_ratio}")
+        self.vision = vision
+        self.text = text
+        self.mask_ratio = mask_ratio
+        self.max_logit_scale = max_logit_scale
+        self.image_projection = nn.Linear(vision.embed_dim, embed_dim, bias=False)
+        self.text_projection = nn.Linear(text.hidden_size, embed_dim, bias=False)
+        # Logit scales are stored as logarithms (CLIP); outputs carry exp(...) clamped to [1, max_logit_scale].
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(logit_scale_init)))
+        self.local_logit_scale = nn.Parameter(torch.tensor(math.log(logit_scale_init)))
+        self.sie = SemanticIntegrityEstimator(vision.grid_size, init_weight=sie_init)
+        self.decoder = MaskedImageDecoder(
+            vision.embed_dim,
+            vision.grid_size,
+            vision.patch_size,
+            in_chans=vision.in_chans,
+            decoder_dim=decoder_dim,
+            depth=decoder_depth,
+            num_heads=decoder_heads,
+        )
+
+    @property
+    def embed_dim(self) -> int:
+        """``D``, width of the shared space."""
+        return self.image_projection.out_features
+
+    @property
+    def tokenizer(self) -> Any:
+        """The text tower's Hugging Face tokenizer (loaded from the local source on first use)."""
+        return self.text.tokenizer
+
+    def _scale(self, log_scale: torch.Tensor) -> torch.Tensor:
+        return log_scale.exp().clamp(1.0, self.max_logit_scale)
+
+    def forward(
+        self,
+        image: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        sentence_index: torch.Tensor,
+        mask_ratio: float | None = None,
+        generator: torch.Generator | None = None,
+        mask_noise: torch.Tensor | None = None,
+    ) -> MLIPOutput:
+        """Encode a batch of image-report pairs for the MLIP loss.
+
+        Args:
+            image: ``[B, C, H, W]``, ``C`` = ``vision.in_chans`` or 1, ``H = W = vision.image_size``.
+            input_ids: ``[B, L]`` long token ids.
+            attention_mask: ``[B, L]``, 1 for real tokens.
+            sentence_index: ``[B, L]`` long sentence number of each token, -1 for special and padding tokens.
+            mask_ratio: fraction of patches to hide; ``None``: ``self.mask_ratio`` in training mode, 0 in eval.
+            generator: random source of the patch masks.
+            mask_noise: ``[B, P]`` explicit mask noise (lowest values kept), overriding ``generator``.
+        """
+        if mask_ratio is None:
+            mask_ratio = self.mask_ratio if self.training else 0.0
+        pixels = self.vision.prepare_input(image)
+        vision = self.vision(pixels, mask_ratio=mask_ratio, generator=generator, noise=mask_noise)
+        text = self.text(input_ids, attention_mask, sentence_index)
+
+        num_visible = vision.patch_index.shape[1]
+        masked_index = torch.argsort(vision.visible.to(torch.uint8), dim=1, stable=True)[:, : -num_visible or None]
+        if num_visible < vision.visible.shape[1]:
+            pred = self.decoder(vision.patch_features, vision.patch_index)
+            target = patchify(pixels, self.vision.patch_size)
+            take = masked_index.unsqueeze(-1).expand(-1, -1, pred.shape[-1])
+            mip_pred, mip_target = pred.gather(1, take), target.gather(1, take)
+        else:
+            width = self.vision.in_chans * self.vision.patch_size**2
+            mip_pred = mip_target = pixels.new_zeros(pixels.shape[0], 0, width)
+
+        return MLIPOutput(
+            image_embeds=F.normalize(self.image_projection(vision.global_features), dim=-1),
+            text_embeds=F.normalize(self.text_projection(text.global_features), dim=-1),
+            patch_embeds=F.normalize(self.image_projection(vision.patch_features), dim=-1),
+            patch_index=vision.patch_index,
+            visible=vision.visible,
+            sentence_embeds=self._sentence_embeds(text.sentence_features, text.sentence_mask),
+            sentence_mask=text.sentence_mask,
+            integrity=self.sie(vision.visible),
+            patch_scores=self.sie.patch_scores(vision.patch_index),
+            mip_pred=mip_pred,
+            mip_target=mip_target,
+            masked_index=masked_index,
+            logit_scale=self._scale(self.logit_scale),
+            local_logit_scale=self._scale(self.local_logit_scale),
+        )
+
+    def _sentence_embeds(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.text_projection(features), dim=-1) * mask.unsqueeze(-1)
+
+    def encode_image(self, image: torch.Tensor) -> torch.Tensor:
+        """``[B, C, H, W]`` -> ``[B, D]`` L2-normalised global embeddings of the whole (unmasked) image."""
+        return F.normalize(self.image_projection(self.vision(image).global_features), dim=-1)
+
+    def encode_image_patches(self, image: torch.Tensor) -> torch.Tensor:
+        """``[B, C, H, W]`` -> ``[B, P, D]`` L2-normalised embeddings of every patch, in row-major grid order."""
+        return F.normalize(self.image_projection(self.vision(image).patch_features), dim=-1)
+
+    def encode_text(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, sentence_index: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``[B, L]`` tokens -> ``[B, D]`` L2-normalised global ([CLS]) embeddings (``sentence_index`` is unused)."""
+        return F.normalize(self.text_projection(self.text(input_ids, attention_mask).global_features), dim=-1)
+
+    def encode_sentences(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, sentence_index: torch.Tensor
+    ) -> SentenceEmbeddings:
+        """``[B, L]`` tokens with their sentence numbers -> sentence embeddings ``[B, S, D]`` and mask ``[B, S]``."""
+        text = self.text(input_ids, attention_mask, sentence_index)
+        return SentenceEmbeddings(self._sentence_embeds(text.sentence_features, text.sentence_mask), text.sentence_mask)
+
+    def phi_map(self) -> torch.Tensor:
+        """The SIE map ``phi`` on the patch grid, ``[rows, columns]`` (detached)."""
+        return self.sie.phi_map()
