@@ -1,0 +1,32 @@
+"""Engines: the MLIP trainer, zero-shot classification, retrieval and grounding."""
+
+from monai_mlip.engines.grounding import (
+    GroundingInferer,
+    grounding_sentences,
+    heatmap_iou,
+    phrase_heatmaps,
+    pointing_game,
+    random_map_scores,
+)
+from monai_mlip.engines.prompts import PROMPTS, PromptSet, prompts_for
+from monai_mlip.engines.retrieval import retrieval_recall
+from monai_mlip.engines.trainer import MLIPTrainer, NonFiniteLossError
+from monai_mlip.engines.zero_shot import ZeroShotClassifier, tokenize_texts, unwrap
+
+__all__ = [
+    "PROMPTS",
+    "GroundingInferer",
+    "MLIPTrainer",
+    "NonFiniteLossError",
+    "PromptSet",
+    "ZeroShotClassifier",
+    "grounding_sentences",
+    "heatmap_iou",
+    "phrase_heatmaps",
+    "pointing_game",
+    "prompts_for",
+    "random_map_scores",
+    "retrieval_recall",
+    "tokenize_texts",
+    "unwrap",
+]

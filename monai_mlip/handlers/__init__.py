@@ -1,0 +1,25 @@
+"""Ignite/MONAI handlers: validation metrics, metrics JSON, atomic checkpoints, reseeding, heatmap and phi plots."""
+
+from monai_mlip.handlers.io import (
+    AtomicCheckpointSaver,
+    EpochReseed,
+    MetricsWriter,
+    latest_checkpoint,
+    write_json_atomic,
+)
+from monai_mlip.handlers.metrics import GroundingMetric, RetrievalMetric, ZeroShotAUCMetric, metric_key
+from monai_mlip.handlers.plots import GroundingHeatmapSaver, PhiMapSaver
+
+__all__ = [
+    "AtomicCheckpointSaver",
+    "EpochReseed",
+    "GroundingHeatmapSaver",
+    "GroundingMetric",
+    "MetricsWriter",
+    "PhiMapSaver",
+    "RetrievalMetric",
+    "ZeroShotAUCMetric",
+    "latest_checkpoint",
+    "metric_key",
+    "write_json_atomic",
+]

@@ -1,0 +1,134 @@
+"""Handlers that write run outputs: metrics JSON and atomic checkpoints, plus per-epoch reseeding.
+
+MONAI's ``CheckpointSaver`` writes with ``atomic=False`` (a crash mid-write leaves a truncated file that a
+resume would then load), so :class:`AtomicCheckpointSaver` uses ignite's ``Checkpoint`` with an atomic
+``DiskSaver`` (temporary file, then rename) directly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ignite.engine import Engine, Events
+from ignite.handlers import Checkpoint, DiskSaver
+from monai.transforms import Randomizable
+from monai.utils import is_scalar, set_determinism
+
+__all__ = ["AtomicCheckpointSaver", "EpochReseed", "MetricsWriter", "latest_checkpoint", "write_json_atomic"]
+
+logger = logging.getLogger("monai_mlip.handlers")
+
+_CHECKPOINT = re.compile(r"checkpoint_epoch=(\d+)\.pt$")
+
+
+def write_json_atomic(path: str | os.PathLike, data: Mapping[str, Any]) -> None:
+    """Write ``data`` as indented JSON through a temporary file and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    os.replace(handle.name, path)
+
+
+def latest_checkpoint(directory: str | os.PathLike) -> str | None:
+    """The ``checkpoint_epoch=N.pt`` with the largest ``N`` in ``directory``, or ``None``."""
+    found = [
+        (int(m.group(1)), p) for p in Path(directory).glob("checkpoint_epoch=*.pt") if (m := _CHECKPOINT.search(p.name))
+    ]
+    return str(max(found)[1]) if found else None
+
+
+class AtomicCheckpointSaver:
+    """Save named objects (model, optimiser, scheduler, trainer) every ``save_interval`` epochs, atomically.
+
+    Files are ``{save_dir}/checkpoint_epoch={N}.pt`` holding ``{name: state_dict}``; the ``n_saved`` most recent
+    are kept. They load with ``torch.load(..., weights_only=True)`` and MONAI's ``CheckpointLoader``.
+
+    Args:
+        save_dir: the directory (created).
+        save_dict: ``{name: object with state_dict()}``.
+        save_interval: epochs between saves.
+        n_saved: files kept.
+    """
+
+    def __init__(
+        self, save_dir: str | os.PathLike, save_dict: Mapping[str, Any], save_interval: int = 1, n_saved: int = 1
+    ) -> None:
+        self.save_interval = save_interval
+        self.checkpoint = Checkpoint(
+            dict(save_dict),
+            DiskSaver(str(save_dir), atomic=True, require_empty=False, create_dir=True),
+            filename_prefix="checkpoint",
+            n_saved=n_saved,
+            global_step_transform=lambda engine, _: engine.state.epoch,
+            filename_pattern="{filename_prefix}_epoch={global_step}.{ext}",
+        )
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.save_interval), self.checkpoint)
+
+
+class MetricsWriter:
+    """Write the engine's scalar metrics to a JSON file (atomically) when a run completes.
+
+    The file is rewritten after every evaluation, merging with what is there (several evaluators can share
+    it), so after training it holds the final validation's figures.
+
+    Args:
+        path: the JSON file.
+        extra: constant entries added to the file (the checkpoint evaluated, the dataset...).
+        epoch_from: the engine whose epoch is recorded (the trainer, for an evaluator run by it).
+    """
+
+    def __init__(
+        self, path: str | os.PathLike, extra: Mapping[str, Any] | None = None, epoch_from: Engine | None = None
+    ) -> None:
+        self.path = Path(path)
+        self.extra = dict(extra or {})
+        self.epoch_from = epoch_from
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        current = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        current.update({name: float(v) for name, v in engine.state.metrics.items() if is_scalar(v)})
+        current.update(self.extra)
+        if self.epoch_from is not None:
+            current["epoch"] = self.epoch_from.state.epoch
+        write_json_atomic(self.path, current)
+        logger.info("metrics written to %s", self.path)
+
+
+class EpochReseed:
+    """At the start of every epoch, seed every random source from ``(seed, epoch)``.
+
+    This makes an epoch's data order, augmentations, masks and dropout depend only on the seed and the epoch
+    number, so a run resumed from an epoch checkpoint continues exactly like the uninterrupted run.
+
+    Args:
+        seed: the run's seed.
+        transforms: random transforms (a MONAI ``Compose``) whose own random states are reset as well
+            (they live in the main process when the loader has no workers).
+    """
+
+    def __init__(self, seed: int, transforms: Sequence[Randomizable] | Randomizable | None = None) -> None:
+        self.seed = seed
+        self.transforms = [transforms] if isinstance(transforms, Randomizable) else list(transforms or [])
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_STARTED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        epoch_seed = (self.seed * 100_003 + engine.state.epoch) % (2**31)
+        set_determinism(seed=epoch_seed, use_deterministic_algorithms=None)
+        for transform in self.transforms:
+            transform.set_random_state(seed=epoch_seed)

@@ -1,0 +1,102 @@
+"""Handlers that draw PNGs: phrase-to-region heatmaps over validation images, and the SIE phi map."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ignite.engine import Engine, Events
+from torch import nn
+from torch.nn import functional as F
+
+from monai_mlip.engines.zero_shot import unwrap
+
+__all__ = ["GroundingHeatmapSaver", "PhiMapSaver", "pyplot"]
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (runs write files; there may be no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+class GroundingHeatmapSaver:
+    """Save the first ``max_items`` phrase heatmaps of an evaluation as PNGs (image, heatmap, truth outline).
+
+    Reads the evaluator output of a :class:`~monai_mlip.engines.GroundingInferer` run: ``image``
+    ``[B, C, H, W]``, ``label`` (the ground-truth mask ``[B, 1, H, W]``) and ``pred["heatmap"]``, and the
+    batch's ``phrase`` strings.
+
+    Args:
+        output_dir: where ``grounding_{n}.png`` files go.
+        max_items: how many items to draw (from the first batches).
+    """
+
+    def __init__(self, output_dir: str | os.PathLike, max_items: int = 8) -> None:
+        self.output_dir = Path(output_dir)
+        self.max_items = max_items
+        self._saved = 0
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self._reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+
+    def _reset(self, _: Engine) -> None:
+        self._saved = 0
+
+    def __call__(self, engine: Engine) -> None:
+        if self._saved >= self.max_items:
+            return
+        output, phrases = engine.state.output, engine.state.batch.get("phrase", [])
+        images, masks, maps = output["image"], output["label"], output["pred"]["heatmap"]
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        plt = pyplot()
+        for index in range(min(len(images), self.max_items - self._saved)):
+            image = images[index, 0].float().cpu()
+            heat = F.interpolate(maps[index][None, None].float(), size=image.shape, mode="bilinear")[0, 0].cpu()
+            figure, axis = plt.subplots(figsize=(4, 4.4))
+            axis.imshow(image, cmap="gray")
+            axis.imshow(heat, cmap="jet", alpha=0.4)
+            axis.contour(masks[index, 0].float().cpu(), levels=[0.5], colors="white", linewidths=1.5)
+            phrase = phrases[index] if index < len(phrases) else ""
+            axis.set_title(phrase if len(phrase) < 60 else phrase[:57] + "...", fontsize=8)
+            axis.axis("off")
+            figure.tight_layout()
+            figure.savefig(self.output_dir / f"grounding_{self._saved}.png", dpi=100)
+            plt.close(figure)
+            self._saved += 1
+
+
+class PhiMapSaver:
+    """Save the SIE phi map (per-patch contribution to the integrity weight) as ``phi_map.png`` after each epoch.
+
+    Args:
+        network: the :class:`~monai_mlip.networks.MLIP` being trained (or its DDP wrapper).
+        output_dir: where ``phi_map.png`` goes.
+    """
+
+    def __init__(self, network: nn.Module, output_dir: str | os.PathLike) -> None:
+        self.network = network
+        self.output_dir = Path(output_dir)
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        phi = unwrap(self.network).phi_map().float().cpu()
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        plt = pyplot()
+        figure, axis = plt.subplots(figsize=(4, 3.6))
+        limit = float(phi.abs().max()) or 1.0
+        shown = axis.imshow(phi, cmap="coolwarm", vmin=-limit, vmax=limit)
+        figure.colorbar(shown, ax=axis, fraction=0.046)
+        axis.set_title(f"SIE phi, epoch {engine.state.epoch}", fontsize=9)
+        axis.axis("off")
+        figure.tight_layout()
+        figure.savefig(self.output_dir / "phi_map.png", dpi=100)
+        plt.close(figure)
