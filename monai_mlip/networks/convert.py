@@ -141,16 +141,34 @@ def load_vit_weights(
             ``None`` leaves MONAI's 1e-5.
 
     Returns:
-        ``missing_keys`` (target parameters not in the source; an empty list means the whole encoder
-        was loaded) and ``unexpected_keys`` (source parameters MONAI has no place for).
+        ``missing_keys`` (target parameters not in the source, leaving out the cross-attention norms MONAI
+        blocks keep but do not use without cross-attention; an empty list means the whole encoder was
+        loaded) and ``unexpected_keys`` (source parameters MONAI has no place for).
+
+    Raises:
+        ValueError: the patch sizes differ (``UNETR`` always uses 16), or the state dict holds no timm ViT.
     """
     mapped, unused = vit_state_dict_for_monai(state_dict, target)
+    source_kernel = mapped["patch_embedding.patch_embeddings.weight"].shape[2:]
+    target_kernel = target.patch_embedding.patch_embeddings.weight.shape[2:]
+    if source_kernel != target_kernel:
+        raise ValueError(
+            f"the source patch size {tuple(source_kernel)} differs from the target's {tuple(target_kernel)}"
+        )
     result = target.load_state_dict(mapped, strict=False)
+    # MONAI blocks always hold a LayerNorm for cross-attention; without cross-attention it is never used.
+    unused_norms = {
+        f"blocks.{index}.norm_cross_attn.{kind}"
+        for index, block in enumerate(target.blocks)
+        if not block.with_cross_attention
+        for kind in ("weight", "bias")
+    }
+    missing = [key for key in result.missing_keys if key not in unused_norms]
     if layer_norm_eps is not None:
         for module in target.modules():
             if isinstance(module, nn.LayerNorm):
                 module.eps = layer_norm_eps
-    return LoadResult(list(result.missing_keys), sorted(unused + list(result.unexpected_keys)))
+    return LoadResult(missing, sorted(unused + list(result.unexpected_keys)))
 
 
 def to_monai_vit(tower: VisionTower, in_channels: int | None = None) -> ViT:

@@ -1,0 +1,154 @@
+"""Conversion of the vision tower into MONAI's 2D ViT and UNETR encoder."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest
+import torch
+from monai.networks.nets import UNETR
+
+from monai_mlip.networks import (
+    VisionTower,
+    build_tiny_text_model,
+    create_mlip,
+    load_vit_weights,
+    to_monai_vit,
+    vit_state_dict_for_monai,
+)
+
+SMALL = {"embed_dim": 32, "depth": 12, "num_heads": 2}  # UNETR always has 12 blocks
+TOL = {"atol": 1e-5, "rtol": 1e-4}
+
+
+def trained_like(tower: VisionTower) -> VisionTower:
+    """Perturb every parameter so that no mapping error hides behind default initial values."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for param in tower.parameters():
+            param.add_(torch.randn_like(param) * 0.05)
+    return tower.eval()
+
+
+@pytest.fixture(scope="module")
+def gap_tower() -> VisionTower:
+    """The tiny preset's layout: no class token, average pooling, final LayerNorm on the tokens."""
+    return trained_like(
+        VisionTower(
+            "vit_tiny_patch16_224",
+            image_size=64,
+            class_token=False,
+            global_pool="avg",
+            fc_norm=False,
+            **SMALL,
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def cls_tower() -> VisionTower:
+    """The paper preset's layout (class token, token pooling) with RGB weights."""
+    return trained_like(VisionTower("vit_base_patch16_224", image_size=64, in_chans=3, **SMALL))
+
+
+def test_key_mapping(gap_tower):
+    vit = to_monai_vit(gap_tower)
+    mapped, unused = vit_state_dict_for_monai(
+        {f"vision.trunk.{k}": v for k, v in gap_tower.trunk.state_dict().items()}, vit
+    )
+    assert unused == []
+    assert set(mapped) == {key for key in vit.state_dict() if ".norm_cross_attn." not in key}
+    trunk = gap_tower.trunk.state_dict()
+    pairs = {
+        "blocks.3.attn.qkv.weight": "blocks.3.attn.qkv.weight",
+        "blocks.3.attn.out_proj.bias": "blocks.3.attn.proj.bias",
+        "blocks.0.mlp.linear1.weight": "blocks.0.mlp.fc1.weight",
+        "blocks.11.mlp.linear2.bias": "blocks.11.mlp.fc2.bias",
+        "blocks.5.norm2.weight": "blocks.5.norm2.weight",
+        "norm.bias": "norm.bias",
+        "patch_embedding.patch_embeddings.weight": "patch_embed.proj.weight",
+        "patch_embedding.position_embeddings": "pos_embed",
+    }
+    for monai_key, timm_key in pairs.items():
+        assert torch.equal(mapped[monai_key], trunk[timm_key]), monai_key
+    assert all(m.eps == 1e-6 for m in vit.modules() if isinstance(m, torch.nn.LayerNorm))
+
+
+def test_monai_vit_reproduces_the_tower_patch_features(gap_tower):
+    vit = to_monai_vit(gap_tower).eval()
+    image = torch.randn(3, 1, 64, 64)
+    with torch.no_grad():
+        expected = gap_tower(image).patch_features
+        features, hidden = vit(image)
+    assert features.shape == expected.shape == (3, 16, 32) and len(hidden) == 12
+    torch.testing.assert_close(features, expected, **TOL)
+
+
+def test_class_token_tower_with_grey_input_and_rgb_weights(cls_tower):
+    vit = to_monai_vit(cls_tower, in_channels=1).eval()  # RGB stem summed over channels
+    torch.testing.assert_close(
+        vit.patch_embedding.patch_embeddings.weight, cls_tower.trunk.patch_embed.proj.weight.sum(1, keepdim=True)
+    )
+    torch.testing.assert_close(
+        vit.cls_token, cls_tower.trunk.cls_token + cls_tower.trunk.pos_embed[:, :1]
+    )  # MONAI adds no position to its class token
+    grey = torch.randn(2, 1, 64, 64)
+    with torch.no_grad():
+        expected = cls_tower(grey)  # the tower repeats grey to its 3 channels
+        cls_features, hidden = vit(grey)
+        patches = vit.norm(hidden[-1])[:, 1:]
+    torch.testing.assert_close(patches, expected.patch_features, **TOL)
+    torch.testing.assert_close(cls_features, expected.global_features, **TOL)
+
+
+def test_unetr_encoder_from_an_mlip_state_dict(tmp_path):
+    text_dir = build_tiny_text_model(["No effusion. Heart normal."] * 5, tmp_path, vocab_size=100, min_frequency=1)
+    mlip = create_mlip("tiny", text_model=text_dir, image_size=32, vision_kwargs={"embed_dim": 32, "num_heads": 2})
+    trained_like(mlip.vision)
+    unetr = UNETR(
+        in_channels=1,
+        out_channels=2,
+        img_size=32,
+        feature_size=8,
+        hidden_size=32,
+        mlp_dim=128,
+        num_heads=2,
+        spatial_dims=2,
+        qkv_bias=True,
+    ).eval()
+    result = load_vit_weights(unetr.vit, mlip.state_dict())
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    image = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(unetr.vit(image)[0], mlip.vision(image).patch_features, **TOL)
+        assert unetr(image).shape == (2, 2, 32, 32)
+
+
+def test_unetr_at_another_size_and_from_a_class_token_tower(cls_tower):
+    unetr = UNETR(
+        in_channels=1,
+        out_channels=1,
+        img_size=48,
+        hidden_size=32,
+        mlp_dim=128,
+        num_heads=2,
+        spatial_dims=2,
+        qkv_bias=True,
+    )
+    result = load_vit_weights(unetr.vit, {f"module.trunk.{k}": v for k, v in cls_tower.trunk.state_dict().items()})
+    assert result.missing_keys == [] and result.unexpected_keys == ["cls_token"]  # UNETR has no class token
+    assert unetr.vit.patch_embedding.position_embeddings.shape == (1, 9, 32)  # 4 x 4 resampled to 3 x 3 (patch 16)
+
+
+def test_unsupported_towers_are_refused(gap_tower):
+    layer_scale = VisionTower("vit_tiny_patch16_224", image_size=32, init_values=1e-5, **SMALL)
+    with pytest.raises(ValueError, match=r"ls1\.gamma"):
+        to_monai_vit(layer_scale)
+    unetr = UNETR(in_channels=1, out_channels=1, img_size=64, hidden_size=32, mlp_dim=128, num_heads=2, spatial_dims=2)
+    patch8 = VisionTower("vit_tiny_patch16_224", image_size=64, patch_size=8, **SMALL)
+    with pytest.raises(ValueError, match="patch size"):
+        load_vit_weights(unetr.vit, patch8.state_dict())
+    with pytest.raises(ValueError, match="one timm ViT"):
+        load_vit_weights(to_monai_vit(gap_tower), {})
