@@ -17,8 +17,10 @@ from monai_mlip.data.manifests import (
 )
 from monai_mlip.data.masks import BoxesToMaskd, RLEToMaskd, boxes_to_mask, rle_decode, rle_encode, rle_union
 from monai_mlip.data.reports import (
+    GroundingSentencesd,
     TokenizeReportd,
     clean_text,
+    grounding_sentences,
     parse_report,
     read_report,
     report_text,
@@ -34,6 +36,7 @@ __all__ = [
     "CXR_STD",
     "BoxesToMaskd",
     "BuildReport",
+    "GroundingSentencesd",
     "LoadCXR",
     "LoadCXRd",
     "Manifest",
@@ -47,6 +50,7 @@ __all__ = [
     "build_siim_manifest",
     "clean_text",
     "cxr_transforms",
+    "grounding_sentences",
     "parse_report",
     "read_cxr",
     "read_report",

@@ -172,6 +172,8 @@ class BoxesToMaskd(MapTransform):
         image_key: the loaded image whose ``[1, H, W]`` shape the mask takes.
         mask_key: where to put the mask.
         id_key: key naming the item in errors.
+        source_size_key: key of the ``(H, W)`` the boxes were drawn on, when that differs from the loaded
+            image (MS-CXR boxes are in DICOM pixels; a resized JPG needs them scaled). ``None``: the same.
         allow_missing_keys: skip items without the key.
     """
 
@@ -181,15 +183,22 @@ class BoxesToMaskd(MapTransform):
         image_key: str = "image",
         mask_key: str = "mask",
         id_key: str = "patient_id",
+        source_size_key: str | None = None,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.image_key, self.mask_key, self.id_key = image_key, mask_key, id_key
+        self.source_size_key = source_size_key
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
+        shape = _image_shape(d, self.image_key)
         for key in self.key_iterator(d):
-            mask = boxes_to_mask(d[key], _image_shape(d, self.image_key), d.get(self.id_key, key))
+            boxes = np.asarray(d[key], dtype=np.float64).reshape(-1, 4)
+            if self.source_size_key is not None:
+                source = [float(v) for v in d[self.source_size_key]]
+                boxes = boxes * np.array([shape[1] / source[1], shape[0] / source[0]] * 2)
+            mask = boxes_to_mask(boxes, shape, d.get(self.id_key, key))
             d[self.mask_key] = _mask_like(d[self.image_key], mask)
             del d[key]
         return d

@@ -25,8 +25,10 @@ from monai.transforms import MapTransform
 from monai_mlip.errors import ReportError
 
 __all__ = [
+    "GroundingSentencesd",
     "TokenizeReportd",
     "clean_text",
+    "grounding_sentences",
     "parse_report",
     "read_report",
     "report_text",
@@ -289,6 +291,20 @@ def report_text(
     return text
 
 
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def grounding_sentences(sentences: Sequence[str], phrase: str) -> list[str]:
+    """The phrase first, then the report's other sentences (dropping those that are or contain the phrase).
+
+    With the phrase as sentence 0, its column of the patch-sentence OT plan is its grounding heatmap while
+    the report's other sentences compete for the patches.
+    """
+    key = _words(phrase)
+    return [phrase, *(s for s in sentences if key not in _words(s) and _words(s) not in key)]
+
+
 def read_report(
     path: str | os.PathLike, use: Sequence[str] = ("impression", "findings"), fallback: str | None = "last_paragraph"
 ) -> str:
@@ -364,10 +380,11 @@ def tokenize_sentences(
 class TokenizeReportd(MapTransform):
     """Turn report text into ``input_ids``, ``attention_mask`` and ``sentence_index``.
 
-    The text is split with :func:`split_sentences` and tokenised with :func:`tokenize_sentences`.
+    The text is split with :func:`split_sentences` and tokenised with :func:`tokenize_sentences`; a list
+    of strings is taken as sentences already split.
 
     Args:
-        keys: the key holding the report text (one key).
+        keys: the key holding the report text or its sentences (one key).
         tokenizer: a Hugging Face tokenizer, or a local path / cached hub name to load one from.
         max_length: output length ``L`` (128 in MLIP).
         max_sentences: keep at most this many sentences.
@@ -399,6 +416,36 @@ class TokenizeReportd(MapTransform):
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         for key in self.key_iterator(d):
-            tokens = tokenize_sentences(split_sentences(d[key]), self.tokenizer, self.max_length, self.max_sentences)
+            text = d[key]
+            sentences = split_sentences(text) if isinstance(text, str) else list(text)
+            tokens = tokenize_sentences(sentences, self.tokenizer, self.max_length, self.max_sentences)
             d.update({f"{self.prefix}{name}": value for name, value in tokens.items()})
+        return d
+
+
+class GroundingSentencesd(MapTransform):
+    """Put a phrase first among its report's sentences (:func:`grounding_sentences`), for grounding.
+
+    Args:
+        keys: the key of the report text.
+        phrase_key: the key of the phrase.
+        output_key: where the list of sentences goes (tokenise it with :class:`TokenizeReportd`).
+        allow_missing_keys: skip items without the key.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        phrase_key: str = "phrase",
+        output_key: str = "sentences",
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.phrase_key = phrase_key
+        self.output_key = output_key
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[self.output_key] = grounding_sentences(split_sentences(d[key]), d[self.phrase_key])
         return d

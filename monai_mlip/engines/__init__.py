@@ -2,7 +2,6 @@
 
 from monai_mlip.engines.grounding import (
     GroundingInferer,
-    grounding_sentences,
     heatmap_iou,
     phrase_heatmaps,
     pointing_game,
@@ -20,7 +19,6 @@ __all__ = [
     "NonFiniteLossError",
     "PromptSet",
     "ZeroShotClassifier",
-    "grounding_sentences",
     "heatmap_iou",
     "phrase_heatmaps",
     "pointing_game",

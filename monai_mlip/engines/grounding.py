@@ -1,8 +1,8 @@
 """Sentence-to-region grounding from the patch-sentence OT plans, and its scores against boxes.
 
 A phrase is grounded in its image through the OT plan between the image's patches and the report's
-sentences, with the phrase as sentence 0 (:func:`grounding_sentences`): column 0 of the plan, normalised
-to sum to one, is the phrase's heatmap over the patch grid. The other sentences of the report compete
+sentences, with the phrase as sentence 0 (:func:`~monai_mlip.data.grounding_sentences`): column 0 of the
+plan, normalised to sum to one, is the phrase's heatmap over the patch grid. The other sentences of the report compete
 for the patches, which is what makes the map selective.
 
 Scores, on the heatmap upsampled (bilinear) to the image:
@@ -15,7 +15,6 @@ A random map (uniform noise on the patch grid, upsampled the same way) gives the
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,22 +28,11 @@ from monai_mlip.losses import patch_sentence_plans
 
 __all__ = [
     "GroundingInferer",
-    "grounding_sentences",
     "heatmap_iou",
     "phrase_heatmaps",
     "pointing_game",
     "random_map_scores",
 ]
-
-
-def _words(text: str) -> str:
-    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
-
-
-def grounding_sentences(sentences: Sequence[str], phrase: str) -> list[str]:
-    """The phrase first, then the report's other sentences (dropping those that are or contain the phrase)."""
-    key = _words(phrase)
-    return [phrase, *(s for s in sentences if key not in _words(s) and _words(s) not in key)]
 
 
 def phrase_heatmaps(plans: torch.Tensor, grid: tuple[int, int], sentence: int = 0) -> torch.Tensor:
@@ -93,7 +81,7 @@ class GroundingInferer(Inferer):
     """A MONAI inferer that returns phrase heatmaps from the paired patch-sentence OT plans.
 
     The network is an :class:`~monai_mlip.networks.MLIP` called on images and the tokenised grounding
-    sentences (phrase first, :func:`grounding_sentences`) with no masking.
+    sentences (phrase first, :class:`~monai_mlip.data.GroundingSentencesd`) with no masking.
 
     Args:
         epsilon: entropic regularisation of the OT (as in training).
