@@ -278,3 +278,26 @@ def test_split_and_fraction_helpers_are_reproducible():
     assert sample_fraction(items, 0.1, seed=6, stratify_key="label") != ten
     with pytest.raises(ValueError, match="fraction"):
         sample_fraction(items, 0.0)
+
+
+def test_mimic_one_image_per_study_prefers_the_first_view(tmp_path):
+    _mimic_layout(tmp_path)
+    every_view = build_mimic_cxr_manifest(tmp_path, split="train", views=("LATERAL", "PA"), one_per_study=True)
+    assert len(every_view) == 4 and {item["view"] for item in every_view} == {"LATERAL"}
+    assert every_view.report.filtered["other images of the study"] == 4
+
+
+def test_attach_reports_joins_grounding_to_studies(tmp_path):
+    rows = _mimic_layout(tmp_path)
+    studies = build_mimic_cxr_manifest(tmp_path, split="train")
+    header = "dicom_id,category_name,label_text,path,x,y,w,h,image_width,image_height"
+    lines = [header]
+    for dicom_id, study, subject, *_ in rows[:4]:  # train studies 0 and 1: a PA and a lateral image each
+        path = f"files/p{subject[:2]}/p{subject}/s{study}/{dicom_id}.jpg"
+        lines.append(f"{dicom_id},Pneumonia,Right lower lobe opacity.,{path},1,1,3,3,8,8")
+    (tmp_path / "ms.csv").write_text("\n".join(lines) + "\n")
+    from monai_mlip.data import attach_reports
+
+    grounded = attach_reports(build_ms_cxr_manifest(tmp_path / "ms.csv", tmp_path), studies)
+    assert len(grounded) == 2 and all(item["report"].startswith("Pneumonia.") for item in grounded)
+    assert grounded.report.filtered == {"image not in the studies given (other split or view)": 2}

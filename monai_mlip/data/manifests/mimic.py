@@ -110,6 +110,7 @@ def build_mimic_cxr_manifest(
     views: Sequence[str] | None = ("PA", "AP"),
     sections: Sequence[str] = ("impression", "findings"),
     with_labels: bool = True,
+    one_per_study: bool = False,
     fraction: float = 1.0,
     seed: int = 0,
     on_error: OnError = "raise",
@@ -124,6 +125,8 @@ def build_mimic_cxr_manifest(
         views: keep these ``ViewPosition`` values (frontal by default); ``None`` keeps every view.
         sections: report sections whose cleaned text becomes ``report`` (in this order).
         with_labels: attach the CheXpert labels when ``-chexpert.csv.gz`` exists.
+        one_per_study: keep one image per study (the first in ``views`` order, then file order), so that
+            every report appears once, as retrieval evaluation wants.
         fraction: keep this fraction of the studies (seeded), for data-efficiency runs.
         seed: the fraction's seed.
         on_error: ``raise`` on a missing file or bad report, or ``skip`` it and count it in ``Manifest.report``.
@@ -170,6 +173,16 @@ def build_mimic_cxr_manifest(
             report.filter(f"view {view or 'unknown'}")
             continue
         rows.append({**row, "view": view})
+    if one_per_study:
+        rank = {view: order for order, view in enumerate(views or ())}
+        first: dict[str, dict[str, str]] = {}
+        for row in rows:
+            kept = first.get(row["study_id"])
+            if kept is None or rank.get(row["view"], len(rank)) < rank.get(kept["view"], len(rank)):
+                first[row["study_id"]] = row
+        report.filter("other images of the study", len(rows) - len(first))
+        keep_ids = {id(row) for row in first.values()}
+        rows = [row for row in rows if id(row) in keep_ids]
     if fraction < 1:
         studies = sample_fraction([{"study_id": s} for s in sorted({r["study_id"] for r in rows})], fraction, seed)
         keep = {s["study_id"] for s in studies}

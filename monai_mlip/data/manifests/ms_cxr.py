@@ -8,6 +8,7 @@ image, ``path`` relative to the MIMIC-CXR root.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import numpy as np
 from monai_mlip.data.manifests.common import BuildReport, ErrorPolicy, Manifest, OnError, read_csv_rows
 from monai_mlip.errors import BoxError, ImageReadError, ManifestError
 
-__all__ = ["build_ms_cxr_manifest"]
+__all__ = ["attach_reports", "build_ms_cxr_manifest"]
 
 _COLUMNS = ("dicom_id", "category_name", "label_text", "path", "x", "y", "w", "h", "image_width", "image_height")
 
@@ -89,4 +90,25 @@ def build_ms_cxr_manifest(
             policy.missing("image file", group["image"], ImageReadError)
             continue
         items.append({**group, "boxes": np.asarray(group["boxes"], dtype=np.float32)})
+    return Manifest(items, report)
+
+
+def attach_reports(grounding: Manifest, studies: Sequence[Mapping[str, Any]]) -> Manifest:
+    """Give each grounding item the ``report`` of its image, from a MIMIC-CXR manifest of the same split.
+
+    Grounding items whose ``dicom_id`` is not in ``studies`` (another split, a lateral view) are dropped and
+    counted in the returned manifest's report.
+
+    Args:
+        grounding: the output of :func:`build_ms_cxr_manifest`.
+        studies: items of :func:`~monai_mlip.data.build_mimic_cxr_manifest` (``dicom_id`` and ``report``).
+    """
+    reports = {item["dicom_id"]: item["report"] for item in studies}
+    report = BuildReport("MS-CXR with reports", found=dict(grounding.report.found))
+    items = []
+    for item in grounding:
+        if item["dicom_id"] in reports:
+            items.append({**item, "report": reports[item["dicom_id"]]})
+        else:
+            report.filter("image not in the studies given (other split or view)")
     return Manifest(items, report)
