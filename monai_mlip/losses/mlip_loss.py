@@ -11,8 +11,8 @@ Distributed: the loss gathers what it needs from every process (embeddings, sent
 weights) with gradients. Each process solves the OT problems of its own images against all reports
 (``B/W x B`` problems instead of ``B x B``) and gathers the rows of ``S``; every process then holds the
 full ``[B, B]`` logits and reports the loss of the whole global batch, and DDP's gradient averaging
-gives the gradients of one process on the concatenated batch. ``L_mip`` is the mean over this process's
-hidden patches (equal-sized per-process batches make DDP's average the global mean).
+gives the gradients of one process on the concatenated batch. ``L_mip`` is likewise computed on the
+gathered predictions and targets of the hidden patches.
 """
 
 from __future__ import annotations
@@ -105,7 +105,9 @@ class MLIPLoss(nn.Module):
         if self.lambda_local:
             similarity = gather_batch(self.local_similarity(output))
             loss_local = contrastive_loss(output.local_logit_scale * similarity, weights)
-        loss_mip = masked_patch_loss(output.mip_pred, output.mip_target) if self.lambda_mip else zero
+        loss_mip = zero
+        if self.lambda_mip:
+            loss_mip = masked_patch_loss(gather_batch(output.mip_pred), gather_batch(output.mip_target))
         total = self.lambda_global * loss_global + self.lambda_local * loss_local + self.lambda_mip * loss_mip
         return {
             "loss": total,
