@@ -13,6 +13,7 @@ from monai_mlip.handlers.plots import GroundingHeatmapSaver, PhiMapSaver
 __all__ = [
     "AtomicCheckpointSaver",
     "EpochReseed",
+    "FinalModelSaver",
     "GroundingHeatmapSaver",
     "GroundingMetric",
     "MetricsWriter",
@@ -21,5 +22,6 @@ __all__ = [
     "ZeroShotAUCMetric",
     "latest_checkpoint",
     "metric_key",
+    "save_atomic",
     "write_json_atomic",
 ]

@@ -16,12 +16,21 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver
 from monai.transforms import Randomizable
 from monai.utils import is_scalar, set_determinism
 
-__all__ = ["AtomicCheckpointSaver", "EpochReseed", "MetricsWriter", "latest_checkpoint", "write_json_atomic"]
+__all__ = [
+    "AtomicCheckpointSaver",
+    "EpochReseed",
+    "FinalModelSaver",
+    "MetricsWriter",
+    "latest_checkpoint",
+    "save_atomic",
+    "write_json_atomic",
+]
 
 logger = logging.getLogger("monai_mlip.handlers")
 
@@ -35,6 +44,15 @@ def write_json_atomic(path: str | os.PathLike, data: Mapping[str, Any]) -> None:
     with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
         json.dump(data, handle, indent=2, sort_keys=True)
         handle.write("\n")
+    os.replace(handle.name, path)
+
+
+def save_atomic(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` through a temporary file in the same directory and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
+        torch.save(obj, handle)
     os.replace(handle.name, path)
 
 
@@ -74,6 +92,26 @@ class AtomicCheckpointSaver:
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.save_interval), self.checkpoint)
+
+
+class FinalModelSaver:
+    """Write the network's ``state_dict`` (unwrapped from DDP) atomically to ``path`` when training completes.
+
+    This is the bundle's ``models/model.pt``: weights only, loadable with ``torch.load(weights_only=True)``
+    and by MONAI's ``CheckpointLoader`` with ``load_dict={"model": network}``.
+    """
+
+    def __init__(self, network: torch.nn.Module, path: str | os.PathLike) -> None:
+        self.network = network
+        self.path = path
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        network = self.network.module if hasattr(self.network, "module") else self.network
+        save_atomic(network.state_dict(), self.path)
+        logger.info("model weights written to %s", self.path)
 
 
 class MetricsWriter:
