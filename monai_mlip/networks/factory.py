@@ -106,7 +106,8 @@ def create_mlip(preset: str = "tiny", **overrides: Any) -> MLIP:
     """Build an MLIP model from a preset, overriding any :class:`MLIPConfig` field by keyword.
 
     ``vision_kwargs`` and ``text_kwargs`` overrides are merged into the preset's dictionaries (a ``None``
-    value removes a key); every other override replaces the preset's value.
+    value removes a key); every other override replaces the preset's value. The resolved
+    :class:`MLIPConfig` is kept as ``model.config``.
 
     Args:
         preset: a name from :func:`list_presets`.

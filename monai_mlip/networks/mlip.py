@@ -107,6 +107,7 @@ class MLIP(nn.Module):
             raise ValueError(f"mask_ratio must be in [0, 1), got {mask_ratio}")
         self.vision = vision
         self.text = text
+        self.config: Any = None  # the MLIPConfig when built by create_mlip
         self.mask_ratio = mask_ratio
         self.max_logit_scale = max_logit_scale
         self.image_projection = nn.Linear(vision.embed_dim, embed_dim, bias=False)
