@@ -142,10 +142,21 @@ def test_unetr_at_another_size_and_from_a_class_token_tower(cls_tower):
     assert unetr.vit.patch_embedding.position_embeddings.shape == (1, 9, 32)  # 4 x 4 resampled to 3 x 3 (patch 16)
 
 
-def test_unsupported_towers_are_refused(gap_tower):
-    layer_scale = VisionTower("vit_tiny_patch16_224", image_size=32, init_values=1e-5, **SMALL)
-    with pytest.raises(ValueError, match=r"ls1\.gamma"):
-        to_monai_vit(layer_scale)
+@pytest.mark.parametrize(
+    ("kwargs", "reported"),
+    [
+        ({"init_values": 1e-5}, r"ls1\.gamma"),  # LayerScale
+        ({"pre_norm": True}, r"norm_pre\.weight"),
+        ({"class_token": False, "global_pool": "avg"}, r"fc_norm\.weight"),  # timm's default pooled-feature norm
+        ({"reg_tokens": 2}, "reg_token"),
+    ],
+)
+def test_towers_without_a_monai_equivalent_are_refused(kwargs, reported):
+    with pytest.raises(ValueError, match=reported):
+        to_monai_vit(VisionTower("vit_tiny_patch16_224", image_size=32, **SMALL, **kwargs))
+
+
+def test_mismatched_inputs_are_refused(gap_tower):
     unetr = UNETR(in_channels=1, out_channels=1, img_size=64, hidden_size=32, mlp_dim=128, num_heads=2, spatial_dims=2)
     patch8 = VisionTower("vit_tiny_patch16_224", image_size=64, patch_size=8, **SMALL)
     with pytest.raises(ValueError, match="patch size"):

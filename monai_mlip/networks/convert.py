@@ -21,9 +21,10 @@ target's ``eps`` to the source's. A 3-channel patch embedding converted to a 1-c
 over the colour channels (timm's ``adapt_input_conv``), which equals feeding the grey image replicated to
 three channels. Position embeddings of another grid size are resampled (timm's ``resample_abs_pos_embed``).
 ``UNETR`` builds its ``ViT`` without a class token: a tower with one loses it (``cls_token`` is reported
-unexpected and the patch features are no longer identical). A tower pooled with ``fc_norm`` and no final
-``norm`` has its ``fc_norm`` put on MONAI's token ``norm`` (an approximation). LayerScale, QK-norm,
-pre-norm (``norm_pre``) and register tokens have no MONAI counterpart and are reported as unexpected keys.
+unexpected and the patch features are no longer identical). LayerScale, QK-norm, pre-norm (``norm_pre``),
+register tokens and a pooled-feature norm (``fc_norm``, timm's default for average pooling, in place of the
+token ``norm`` MONAI always applies) have no MONAI counterpart: they are reported as unexpected keys
+(hence the tiny preset's ``fc_norm=False``).
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ def vit_state_dict_for_monai(
 
     num_patches = target.patch_embedding.n_patches
     cls_token = source.pop("cls_token", None)
-    num_prefix = int(cls_token is not None)
+    register = source.get("reg_token")  # left in the source: MONAI has no register tokens (reported)
+    num_prefix = int(cls_token is not None) + (register.shape[1] if register is not None else 0)
     if "pos_embed" in source:
         pos_embed = source.pop("pos_embed")
         length = pos_embed.shape[1]
@@ -108,7 +110,7 @@ def vit_state_dict_for_monai(
             patch_pos = resample_abs_pos_embed(patch_pos, [side, side], num_prefix_tokens=0)
         mapped["patch_embedding.position_embeddings"] = patch_pos
         if cls_token is not None and prefix_pos.shape[1]:
-            cls_token = cls_token + prefix_pos
+            cls_token = cls_token + prefix_pos[:, :1]  # timm puts the class token first
     if cls_token is not None:
         if hasattr(target, "cls_token"):
             mapped["cls_token"] = cls_token
@@ -121,10 +123,9 @@ def vit_state_dict_for_monai(
                 key = f"blocks.{index}.{timm_name}.{kind}"
                 if key in source:
                     mapped[f"blocks.{index}.{monai_name}.{kind}"] = source.pop(key)
-    final_norm = "norm" if "norm.weight" in source else "fc_norm"
     for kind in ("weight", "bias"):
-        if f"{final_norm}.{kind}" in source:
-            mapped[f"norm.{kind}"] = source.pop(f"{final_norm}.{kind}")
+        if f"norm.{kind}" in source:
+            mapped[f"norm.{kind}"] = source.pop(f"norm.{kind}")
     return mapped, sorted(source)
 
 
@@ -186,7 +187,7 @@ def to_monai_vit(tower: VisionTower, in_channels: int | None = None) -> ViT:
 
     Raises:
         ValueError: the tower uses a feature MONAI's ViT lacks (LayerScale, QK-norm, pre-norm, register
-            tokens, a non-GELU MLP).
+            tokens, ``fc_norm``, a non-GELU MLP).
     """
     trunk = tower.trunk
     block = trunk.blocks[0]

@@ -166,9 +166,10 @@ class MLIP(nn.Module):
         vision = self.vision(pixels, mask_ratio=mask_ratio, generator=generator, noise=mask_noise)
         text = self.text(input_ids, attention_mask, sentence_index)
 
-        num_visible = vision.patch_index.shape[1]
-        masked_index = torch.argsort(vision.visible.to(torch.uint8), dim=1, stable=True)[:, : -num_visible or None]
-        if num_visible < vision.visible.shape[1]:
+        num_masked = vision.visible.shape[1] - vision.patch_index.shape[1]
+        # hidden patches sort first (0 < 1); stable sorting keeps them in grid order
+        masked_index = torch.argsort(vision.visible.to(torch.uint8), dim=1, stable=True)[:, :num_masked]
+        if num_masked:
             pred = self.decoder(vision.patch_features, vision.patch_index)
             target = patchify(pixels, self.vision.patch_size)
             take = masked_index.unsqueeze(-1).expand(-1, -1, pred.shape[-1])
