@@ -1,0 +1,1 @@
+"""Synthetic, format-faithful chest X-ray and report dataset."""
