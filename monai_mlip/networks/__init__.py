@@ -1,6 +1,7 @@
 """Networks: the MLIP towers and model, its presets, and conversion of the vision tower to MONAI networks."""
 
 from monai_mlip.networks.convert import load_vit_weights, to_monai_vit, vit_state_dict_for_monai
+from monai_mlip.networks.encoder import ImageEncoder
 from monai_mlip.networks.factory import PRESETS, MLIPConfig, create_mlip, list_presets
 from monai_mlip.networks.mip import MaskedImageDecoder, patchify
 from monai_mlip.networks.mlip import MLIP, MLIPOutput, SentenceEmbeddings
@@ -12,6 +13,7 @@ from monai_mlip.networks.vision import VisionFeatures, VisionTower, random_patch
 __all__ = [
     "MLIP",
     "PRESETS",
+    "ImageEncoder",
     "MLIPConfig",
     "MLIPOutput",
     "MaskedImageDecoder",

@@ -1,0 +1,38 @@
+"""An image-only view of a trained MLIP model, for inference, ``verify_net_in_out`` and TorchScript export."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from monai_mlip.networks.mlip import MLIP
+from monai_mlip.networks.vision import VisionTower
+
+__all__ = ["ImageEncoder"]
+
+
+class ImageEncoder(nn.Module):
+    """``[B, C, H, W]`` images -> ``[B, D]`` L2-normalised embeddings in MLIP's shared space.
+
+    The submodules keep MLIP's names (``vision``, ``image_projection``), so an MLIP ``state_dict`` (the
+    pre-training bundle's ``models/model.pt``) loads into this module by key, for example through MONAI's
+    ``ckpt_export``, which copies the matching keys.
+
+    Args:
+        vision: the vision tower.
+        image_projection: the linear map into the shared space.
+    """
+
+    def __init__(self, vision: VisionTower, image_projection: nn.Linear) -> None:
+        super().__init__()
+        self.vision = vision
+        self.image_projection = image_projection
+
+    @classmethod
+    def from_mlip(cls, model: MLIP) -> ImageEncoder:
+        """Share the vision tower and projection of ``model`` (no copy)."""
+        return cls(model.vision, model.image_projection)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.image_projection(self.vision(image).global_features), dim=-1)
