@@ -145,7 +145,7 @@ def expose(attenuation: np.ndarray, exposure: Exposure, bank: FieldBank, rng: np
     text_width = 6 * scale * len(exposure.marker)
     col = size - margin - text_width if exposure.marker_right else margin
     draw_text(image, exposure.marker, margin, col, scale)
-    if exposure.portable_text:
+    if exposure.portable_text and size >= 256:
         small = max(size // 256, 1)
         width = 6 * small * len(exposure.portable_text)
         col = margin if exposure.marker_right else max(size - margin - width, 0)
