@@ -5,6 +5,9 @@ mapping is the same function for every pixel: a finding changes only the pixels 
 contrast and gamma vary enough that an image's global intensity statistics say more about the film
 than about any lesion on it.
 
+Edge enhancement (an unsharp mask over about S/16 pixels, as computed-radiography processing applies)
+spreads a finding's contrast into a faint local halo; nothing else reaches beyond the finding.
+
 The output is float32 ``[S, S]`` in ``[0, 1]`` (bright = dense). Air outside the body is exactly 0 and
 the marker exactly 1, so the image spans the full range and a windowed DICOM reads back unchanged.
 """

@@ -366,8 +366,8 @@ def _pneumonia(
             u, v = _lung_point(scene, lung_side, spec.zone, rng)
             row, col = scene.frame.to_pixel(u, v)
             width = lungs[lung_side].lateral - lungs[lung_side].medial
-            radius_u = (0.12 + 0.2 * spec.severity) * width * rng.uniform(0.8, 1.2)
-            radius_v = (0.1 + 0.14 * spec.severity) * lungs[lung_side].height * rng.uniform(0.8, 1.2)
+            radius_u = (0.2 + 0.14 * spec.severity) * width * rng.uniform(0.8, 1.2)
+            radius_v = (0.17 + 0.12 * spec.severity) * lungs[lung_side].height * rng.uniform(0.8, 1.2)
             patches.append((row, col, radius_v * scene.frame.ppu, radius_u * scene.frame.ppu, lung_side))
     for row, col, ry, rx, lung_side in patches:
         region, opacity = _blob(scene, bank, rng, row, col, ry, rx, rough=1.0)

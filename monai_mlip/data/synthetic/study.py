@@ -3,7 +3,8 @@
 :func:`render_study` is the in-memory API the writers and the preview use. The study's generator is
 split into independent streams (view and anatomy, exposure, which findings, how they are drawn, the
 report, the lateral view), so the patient and the film do not depend on the findings: rendering the
-same generator with and without a finding changes only the pixels of that finding's mask.
+same generator with and without a finding changes only the pixels of that finding's mask (and a faint
+edge-enhancement halo around it).
 """
 
 from __future__ import annotations
