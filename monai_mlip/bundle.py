@@ -21,6 +21,7 @@ __all__ = [
     "load_pretrained",
     "prepare_once",
     "save_model_config",
+    "synthetic_dataset",
 ]
 
 logger = logging.getLogger("monai_mlip")
@@ -57,6 +58,9 @@ def prepare_once(target: str | os.PathLike, build: Callable[[Path], object], wha
     try:
         logger.info("preparing %s in %s (first use)", what, target)
         build(staging)
+        from monai_mlip.handlers.io import default_mode
+
+        staging.chmod(default_mode(directory=True))  # mkdtemp makes it private
         try:
             staging.rename(target)
         except OSError:  # another process finished first: keep theirs
@@ -145,3 +149,37 @@ def load_pretrained(
             raise FileNotFoundError(f"{path} not found: the pre-training run writes it when it completes.")
         model.load_state_dict(torch.load(path, map_location=map_location, weights_only=True))
     return model
+
+
+def synthetic_dataset(
+    layout: str,
+    n: int,
+    seed: int = 0,
+    image_size: int = 256,
+    root: str | os.PathLike | None = None,
+    workers: int | None = None,
+) -> str:
+    """The folder of a synthetic dataset in a native layout, generated on first use and cached.
+
+    Args:
+        layout: ``mimic``, ``rsna`` or ``siim``.
+        n: studies (MIMIC) or patients/images (RSNA, SIIM).
+        seed: the generation seed.
+        image_size: side of the square images.
+        root: parent folder (default ``cache_dir() / "synthetic"``); the dataset goes in a sub-folder
+            named by its options, so different settings never overwrite each other.
+        workers: rendering processes (default: every CPU); the files do not depend on it.
+
+    Returns:
+        The dataset folder, ready for the manifest builders.
+    """
+    from monai_mlip.data.synthetic import write_layout
+
+    folder = Path(root) if root is not None else cache_dir() / "synthetic"
+    out = folder / f"{layout}_n{n}_seed{seed}_{image_size}px"
+    summary = write_layout(
+        layout, out, n, seed=seed, image_size=image_size, workers=workers or os.cpu_count() or 1, progress=True
+    )
+    if not summary.cached:
+        logger.info("generated %s synthetic %s studies in %.0f s at %s", n, layout, summary.seconds, out)
+    return str(out)

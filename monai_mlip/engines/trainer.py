@@ -56,6 +56,7 @@ class MLIPTrainer(SupervisedTrainer):
         amp_dtype: torch.dtype = torch.bfloat16,
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("decollate", False)  # the output is a dict of loss terms, not per-item predictions
         super().__init__(*args, **kwargs)
         self.max_grad_norm = max_grad_norm
         self.max_nonfinite_steps = max_nonfinite_steps

@@ -3,8 +3,10 @@
 from monai_mlip.handlers.io import (
     AtomicCheckpointSaver,
     EpochReseed,
+    FinalModelSaver,
     MetricsWriter,
     latest_checkpoint,
+    save_atomic,
     write_json_atomic,
 )
 from monai_mlip.handlers.metrics import GroundingMetric, RetrievalMetric, ZeroShotAUCMetric, metric_key

@@ -27,6 +27,7 @@ __all__ = [
     "EpochReseed",
     "FinalModelSaver",
     "MetricsWriter",
+    "default_mode",
     "latest_checkpoint",
     "save_atomic",
     "write_json_atomic",
@@ -37,23 +38,30 @@ logger = logging.getLogger("monai_mlip.handlers")
 _CHECKPOINT = re.compile(r"checkpoint_epoch=(\d+)\.pt$")
 
 
-def write_json_atomic(path: str | os.PathLike, data: Mapping[str, Any]) -> None:
-    """Write ``data`` as indented JSON through a temporary file and an atomic rename."""
+def default_mode(directory: bool = False) -> int:
+    """The permissions a new file (or directory) gets under the process umask (temporary files get 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
+def _write_atomic(path: str | os.PathLike, write: Any, mode: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.write("\n")
+    with tempfile.NamedTemporaryFile(mode, dir=path.parent, suffix=".tmp", delete=False) as handle:
+        write(handle)
+    os.chmod(handle.name, default_mode())
     os.replace(handle.name, path)
+
+
+def write_json_atomic(path: str | os.PathLike, data: Mapping[str, Any]) -> None:
+    """Write ``data`` as indented JSON through a temporary file and an atomic rename."""
+    _write_atomic(path, lambda handle: handle.write(json.dumps(data, indent=2, sort_keys=True) + "\n"), "w")
 
 
 def save_atomic(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` through a temporary file in the same directory and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
-        torch.save(obj, handle)
-    os.replace(handle.name, path)
+    _write_atomic(path, lambda handle: torch.save(obj, handle), "wb")
 
 
 def latest_checkpoint(directory: str | os.PathLike) -> str | None:
@@ -120,18 +128,17 @@ class MetricsWriter:
     The file is rewritten after every evaluation, merging with what is there (several evaluators can share
     it), so after training it holds the final validation's figures.
 
+    The entry ``epoch`` is the engine's epoch: for an evaluator run by MONAI's ``ValidationHandler``, the
+    trainer's epoch.
+
     Args:
         path: the JSON file.
         extra: constant entries added to the file (the checkpoint evaluated, the dataset...).
-        epoch_from: the engine whose epoch is recorded (the trainer, for an evaluator run by it).
     """
 
-    def __init__(
-        self, path: str | os.PathLike, extra: Mapping[str, Any] | None = None, epoch_from: Engine | None = None
-    ) -> None:
+    def __init__(self, path: str | os.PathLike, extra: Mapping[str, Any] | None = None) -> None:
         self.path = Path(path)
         self.extra = dict(extra or {})
-        self.epoch_from = epoch_from
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.COMPLETED, self)
@@ -140,8 +147,7 @@ class MetricsWriter:
         current = json.loads(self.path.read_text()) if self.path.is_file() else {}
         current.update({name: float(v) for name, v in engine.state.metrics.items() if is_scalar(v)})
         current.update(self.extra)
-        if self.epoch_from is not None:
-            current["epoch"] = self.epoch_from.state.epoch
+        current["epoch"] = engine.state.epoch
         write_json_atomic(self.path, current)
         logger.info("metrics written to %s", self.path)
 

@@ -1,8 +1,9 @@
 """Ignite metrics of the pre-training validation: retrieval, zero-shot AUC and grounding.
 
 Each accumulates over an evaluation run, gathers across processes (MONAI's ``evenly_divisible_all_gather``
-handles uneven shards), and returns a mapping of named figures that ignite flattens into
-``engine.state.metrics`` (``retrieval/i2t_R@1``, ``zero_shot_auc/pneumonia``, ``grounding/pointing_game``...).
+handles uneven shards), and puts named figures into ``engine.state.metrics`` (``retrieval/i2t_R@1``,
+``zero_shot_auc/pneumonia``, ``grounding/pointing_game``...) plus a headline scalar under the metric's own
+name (mean Recall@1, mean zero-shot AUC, pointing-game accuracy), which MONAI's key-metric tracking needs.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+from ignite.engine import Engine
 from ignite.metrics import Metric
 from monai.metrics import compute_roc_auc
 from monai.utils import evenly_divisible_all_gather
@@ -39,12 +41,25 @@ def _gather(chunks: list[torch.Tensor]) -> torch.Tensor:
 
 
 class _Collector(Metric):
-    """Keeps ``[B, ...]`` tensors of every iteration (on the CPU) for a metric computed at the end."""
+    """Keeps ``[B, ...]`` tensors of every iteration (on the CPU) for a metric computed at the end.
+
+    ``compute`` returns named figures; all go into ``engine.state.metrics`` and the metric's own name gets
+    the :meth:`headline` figure, a scalar, so the metric can be a MONAI workflow's key metric.
+    """
 
     _fields: tuple[str, ...] = ()
 
     def __init__(self, output_transform: Callable[[Any], Sequence[torch.Tensor]] = lambda x: x) -> None:
-        super().__init__(output_transform=output_transform, metrics_result_mode="flatten")
+        super().__init__(output_transform=output_transform)
+
+    def headline(self, results: dict[str, float]) -> float:
+        """The figure stored under the metric's name (the mean of all figures unless a subclass says)."""
+        return sum(results.values()) / len(results) if results else float("nan")
+
+    def completed(self, engine: Engine, name: str) -> None:
+        results = self.compute()
+        engine.state.metrics.update(results)
+        engine.state.metrics[name] = self.headline(results)
 
     def reset(self) -> None:
         self._chunks: dict[str, list[torch.Tensor]] = {name: [] for name in self._fields}
@@ -70,6 +85,11 @@ class RetrievalMetric(_Collector):
         data = self.gathered()
         recall = retrieval_recall(data["image"], data["text"], ks=self.ks)
         return {f"retrieval/{name}": value for name, value in recall.items()}
+
+    def headline(self, results: dict[str, float]) -> float:
+        """Mean Recall@(smallest k) of the two directions."""
+        k = min(self.ks)
+        return (results[f"retrieval/i2t_R@{k}"] + results[f"retrieval/t2i_R@{k}"]) / 2
 
 
 class ZeroShotAUCMetric(_Collector):
@@ -113,8 +133,6 @@ class ZeroShotAUCMetric(_Collector):
                 continue
             auc = compute_roc_auc(scores[known, column], truth[known])
             results[metric_key("zero_shot_auc", finding)] = float(auc)
-        if results:
-            results["zero_shot_auc/mean"] = sum(results.values()) / len(results)
         return results
 
 
@@ -159,3 +177,7 @@ class GroundingMetric(_Collector):
             "grounding/iou_random": float(random_iou.mean()),
             "grounding/phrases": float(len(heatmaps)),
         }
+
+    def headline(self, results: dict[str, float]) -> float:
+        """The pointing-game accuracy."""
+        return results.get("grounding/pointing_game", float("nan"))
