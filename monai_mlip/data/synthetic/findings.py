@@ -341,7 +341,7 @@ def _pneumonia(
 ) -> Finding:
     size = scene.size
     mask = np.zeros((size, size), bool)
-    level = 0.15 + 0.7 * spec.severity
+    level = 0.25 + 0.65 * spec.severity
     patches = []
     if shapes is not None:
         for _ in range(10):

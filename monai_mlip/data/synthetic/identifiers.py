@@ -7,6 +7,7 @@ shows.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 import numpy as np
@@ -76,7 +77,6 @@ def siim_uids(number: int, rng: np.random.Generator) -> tuple[str, str, str]:
 
 
 def dicom_uid(*parts: object) -> str:
-    """A deterministic UID (``2.25.<integer>``) hashed from ``parts`` (seed, layout, item, role)."""
-    from pydicom.uid import generate_uid
-
-    return str(generate_uid(prefix=None, entropy_srcs=[str(part) for part in parts]))
+    """A deterministic UID ``2.25.<integer>`` (a UUID-derived UID) hashed from ``parts`` (seed, layout, item, role)."""
+    digest = hashlib.sha256("/".join(str(part) for part in parts).encode("utf-8")).digest()
+    return f"2.25.{uuid.UUID(bytes=digest[:16], version=4).int}"
