@@ -68,6 +68,11 @@ class Lung:
         """From the apex to the top of the hemidiaphragm."""
         return self.dome_peak - self.apex
 
+    def bounds(self, sign: float) -> tuple[float, float, float, float]:
+        """``(u0, u1, v0, v1)`` of a box holding the lung and its pleural recess."""
+        inner, outer = sign * (self.medial - 0.03), sign * (self.lateral + 0.03)
+        return min(inner, outer), max(inner, outer), self.apex - 0.03, self.angle_depth + 0.4
+
     def dome(self, abs_u: np.ndarray) -> np.ndarray:
         """``v`` of the hemidiaphragm at ``|u|`` (a parabola, steeper towards the costophrenic angle)."""
         lateral = (abs_u - self.dome_u) / (self.lateral - self.dome_u)
@@ -297,19 +302,38 @@ class Scene:
 
 
 def _lung_layers(frame: Frame, lung: Lung, sign: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Air thickness, lung field and hemithorax of one lung (float32 ``[S, S]``)."""
-    u, v = frame.u, frame.v
+    """Air thickness, lung field and hemithorax of one lung (float32 ``[S, S]``), computed over its box."""
+    size = frame.size
+    air, field_, hemithorax = (np.zeros((size, size), np.float32) for _ in range(3))
+    region = frame.box(*lung.bounds(sign))
+    u, v = frame.u[region], frame.v[region]
     radius = lung.shell(u, v, sign)
     shell = np.sqrt(np.maximum(1.0 - radius * radius, 0.0))
     below = np.maximum(v - np.float32(lung.angle_depth + 0.25), 0) * np.float32(8.0)  # the pleural recess ends
-    hemithorax = np.clip(shell * 6.0 - below, 0.0, 1.0)
-    abs_u = np.abs(u)
-    above_dome = smooth_step((lung.dome(abs_u) - v) * np.float32(frame.ppu), 2.0)
-    above_dome *= (u * np.float32(sign) > 0).astype(np.float32)
-    depth = 0.7 + 0.3 * np.clip((v - lung.apex) / (lung.widest - lung.apex), 0.0, 1.0)
-    air = shell * above_dome * depth
-    field_ = np.clip(shell * 6.0, 0.0, 1.0) * above_dome
-    return air.astype(np.float32), field_.astype(np.float32), hemithorax.astype(np.float32)
+    hemithorax[region] = np.clip(shell * 6.0 - below, 0.0, 1.0)
+    above_dome = smooth_step((lung.dome(np.abs(u)) - v) * np.float32(frame.ppu), 2.0)
+    above_dome *= u * np.float32(sign) > 0
+    depth = 0.7 + 0.3 * np.clip((v - np.float32(lung.apex)) * np.float32(1.0 / (lung.widest - lung.apex)), 0.0, 1.0)
+    air[region] = shell * above_dome * depth
+    field_[region] = np.clip(shell * 6.0, 0.0, 1.0) * above_dome
+    return air, field_, hemithorax
+
+
+def _rib_profile(thickness: float, samples: int = 512) -> np.ndarray:
+    """Projected density across one rib period (phase 0 to 1), float32 ``[samples]``.
+
+    The rib fills the first ``thickness`` of the period; its thin cortex is brighter than the marrow
+    (the projection of a hollow tube).
+    """
+    phase = (np.arange(samples, dtype=np.float32) + 0.5) / samples
+    t = np.abs(phase * np.float32(2.0 / thickness) - 1.0)
+    t = np.where(t < 1, t, 1.0)
+    cortex = np.maximum(1.0 - ((t - 0.85) / 0.2) ** 2, 0.0)
+    return (0.55 * np.sqrt(np.maximum(1 - t * t, 0)) + 0.45 * cortex * cortex).astype(np.float32)
+
+
+_RIB_SAMPLES = 512
+_RIBS = {"posterior": _rib_profile(0.42, _RIB_SAMPLES), "anterior": _rib_profile(0.36, _RIB_SAMPLES)}
 
 
 def _ribs(frame: Frame, anatomy: Anatomy, region: np.ndarray) -> np.ndarray:
@@ -321,20 +345,16 @@ def _ribs(frame: Frame, anatomy: Anatomy, region: np.ndarray) -> np.ndarray:
     s = np.abs(u) - np.float32(0.07)
     window = np.clip(s * 30.0, 0, 1) * np.clip((lateral_end - s) * 20.0, 0, 1) * region[box]
     bones = np.zeros_like(u)
-    for kind, contrast, curve, thickness in (
-        ("posterior", 1.0, -0.3 * s + 0.8 * s * s, 0.42),
-        ("anterior", 0.45, 0.42 * (lateral_end - s), 0.36),
+    scale = np.float32(1.0 / anatomy.rib_spacing)
+    for kind, contrast, curve, offset in (
+        ("posterior", 1.0, s * (0.8 * s - 0.3), 0.0),
+        ("anterior", 0.45, 0.42 * (lateral_end - s), 1.4),
     ):
-        position = (v - curve - np.float32(anatomy.rib_start)) * np.float32(1.0 / anatomy.rib_spacing)
-        if kind == "anterior":
-            position -= np.float32(1.4)
+        position = (v - curve) * scale - np.float32(anatomy.rib_start / anatomy.rib_spacing + offset)
         index = np.floor(position)
-        t = (position - index) * np.float32(2.0 / thickness) - 1.0
-        inside = (np.abs(t) < 1) & (index >= 0) & (index < anatomy.rib_count)
-        t = np.where(inside, np.abs(t), 1.0)
-        # Thin cortex brighter than the marrow: the projection of a hollow tube.
-        cortex = np.maximum(1.0 - ((t - 0.85) * np.float32(1 / 0.2)) ** 2, 0.0)
-        rib = 0.55 * np.sqrt(np.maximum(1 - t * t, 0)) + 0.45 * cortex * cortex
+        phase = ((position - index) * np.float32(_RIB_SAMPLES)).astype(np.int32)
+        rib = _RIBS[kind].take(np.minimum(phase, _RIB_SAMPLES - 1))
+        rib *= (index >= 0) & (index < anatomy.rib_count)
         if kind == "anterior":
             rib *= np.clip((s - 0.25) * 10.0, 0, 1)
         bones += np.float32(contrast) * rib
@@ -521,10 +541,10 @@ def render_anatomy(anatomy: Anatomy, size: int, bank: FieldBank, rng: np.random.
         anatomy=anatomy,
         frame=frame,
         body=body,
-        soft=soft.astype(np.float32),
-        bone=bone.astype(np.float32),
+        soft=soft,
+        bone=bone,
         air=air,
-        vessels=vessels.astype(np.float32),
+        vessels=vessels,
         lung=lung,
         hemithorax=hemithorax,
         heart=heart,

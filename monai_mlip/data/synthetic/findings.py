@@ -523,19 +523,22 @@ def _pleural_effusion(scene: Scene, spec: FindingSpec) -> Finding:
     for lung_side in _sides(spec.side):
         lung = scene.anatomy.lungs[lung_side]
         sign = side_sign(lung_side)
-        su = frame.u * np.float32(sign)
-        across = np.clip((su - np.float32(lung.medial)) * np.float32(1.0 / (lung.lateral - lung.medial)), 0, 1)
+        region = frame.box(*lung.bounds(sign))
+        u, v = frame.u[region], frame.v[region]
+        across = np.clip(
+            (u * np.float32(sign) - np.float32(lung.medial)) * np.float32(1.0 / (lung.lateral - lung.medial)), 0, 1
+        )
         level = lung.angle_depth - (0.03 + 0.5 * spec.severity**1.5) * lung.height
         # The meniscus: fluid climbs the lateral chest wall.
         surface = np.float32(level) - np.float32(0.06 + 0.16 * spec.severity) * across**3
         haze = (0.03 + 0.05 * spec.severity) * frame.ppu
-        fluid = smooth_step((frame.v - surface) * np.float32(frame.ppu) - np.float32(haze / 2), haze)
+        fluid = smooth_step((v - surface) * np.float32(frame.ppu) - np.float32(haze / 2), haze)
         # Fluid lies above the hemidiaphragm (which it hides) within the pleural space.
-        dome = lung.dome(np.abs(frame.u)) + 0.04
-        fluid *= smooth_step((dome - frame.v) * np.float32(frame.ppu), 3.0) * scene.hemithorax[lung_side]
-        np.maximum(scene.fill, fluid, out=scene.fill)
-        scene.extra += np.float32(0.2) * fluid
-        mask |= fluid > 0.3
+        dome = lung.dome(np.abs(u)) + np.float32(0.04)
+        fluid *= smooth_step((dome - v) * np.float32(frame.ppu), 3.0) * scene.hemithorax[lung_side][region]
+        np.maximum(scene.fill[region], fluid, out=scene.fill[region])
+        scene.extra[region] += np.float32(0.2) * fluid
+        mask[region] |= fluid > 0.3
     return _finish(spec, mask)
 
 
