@@ -294,12 +294,6 @@ class Scene:
     def size(self) -> int:
         return self.frame.size
 
-    def lung_mask(self, side: str, level: float = 0.5) -> np.ndarray:
-        """Boolean ``[S, S]`` lung field of ``side`` (``"bilateral"``: both)."""
-        if side == "bilateral":
-            return (self.lung["right"] > level) | (self.lung["left"] > level)
-        return self.lung[side] > level
-
 
 def _lung_layers(frame: Frame, lung: Lung, sign: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Air thickness, lung field and hemithorax of one lung (float32 ``[S, S]``), computed over its box."""

@@ -264,13 +264,15 @@ def _blob(
     scene: Scene, bank: FieldBank, rng: np.random.Generator, row: float, col: float, ry: float, rx: float, rough: float
 ) -> tuple[tuple[slice, slice], np.ndarray]:
     """An irregular soft-edged blob: ``(region, opacity)`` with opacity float32 in ``[0, 1]`` over the region."""
-    region = _window(scene.size, row, col, ry * 1.4, rx * 1.4)
+    region = _window(scene.size, row, col, ry * 1.7, rx * 1.7)
     shape = (region[0].stop - region[0].start, region[1].stop - region[1].start)
     rows = np.arange(region[0].start, region[0].stop, dtype=np.float32)[:, None]
     cols = np.arange(region[1].start, region[1].stop, dtype=np.float32)[None, :]
     distance = np.sqrt(((rows - row) / ry) ** 2 + ((cols - col) / rx) ** 2)
     shape_noise = bank.window("low", rng, shape) * np.float32(0.4 * rough)
     shape_noise += bank.window("mid", rng, shape) * np.float32(0.25 * rough)
+    # The outline wanders with the noise but never past 1.6 radii (inside the window).
+    shape_noise *= np.clip((1.6 - distance) * np.float32(1.0 / 0.6), 0.0, 1.0)
     opacity = np.clip((1.0 - distance + shape_noise) * 2.0, 0.0, 1.0)
     opacity *= _largest_component(opacity > 0)
     return region, opacity.astype(np.float32)
@@ -476,12 +478,7 @@ def _pneumothorax(scene: Scene, spec: FindingSpec, rng: np.random.Generator, sha
             inside = union & (scene.lung[candidate_side] > 0.5)
             if inside.sum() >= 0.6 * union.sum():
                 region, side = inside.astype(np.float32), candidate_side
-                zone = (
-                    "apical"
-                    if _zone_of(scene, side, rows.min(), cols.mean()) == "upper"
-                    and rows.max() < (frame.to_pixel(0, scene.anatomy.lungs[side].widest)[0])
-                    else "lateral"
-                )
+                zone = "apical" if _zone_of(scene, side, rows.mean(), cols.mean()) == "upper" else "lateral"
                 break
     lung = scene.anatomy.lungs[side]
     sign = side_sign(side)

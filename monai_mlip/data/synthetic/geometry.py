@@ -74,10 +74,6 @@ class Frame:
         clamp = lambda value: min(max(int(value), 0), self.size)  # noqa: E731
         return slice(clamp(min(rows) - 2), clamp(max(rows) + 3)), slice(clamp(min(cols) - 2), clamp(max(cols) + 3))
 
-    def coords(self, region: tuple[slice, slice]) -> tuple[np.ndarray, np.ndarray]:
-        """The ``(u, v)`` arrays of a pixel region."""
-        return self.u[region], self.v[region]
-
 
 def ellipsoid(
     u: np.ndarray, v: np.ndarray, cu: float, cv: float, ru: float, rv: float, angle: float = 0.0

@@ -62,10 +62,6 @@ class SyntheticStudy:
         """CheXpert labels (1.0, 0.0, -1.0, NaN for blank)."""
         return self.report.labels
 
-    def has(self, name: str, certain: bool = False) -> bool:
-        """Whether a finding ``name`` is drawn (``certain``: and reported without hedging)."""
-        return any(f.name == name and not (certain and f.uncertain) for f in self.findings)
-
 
 def attenuation(scene: Scene) -> np.ndarray:
     """Total attenuation of a scene, float32 ``[S, S]``, 0 outside the body."""
