@@ -312,18 +312,37 @@ def _sides(side: str) -> tuple[str, ...]:
     return SIDES if side == "bilateral" else (side,)
 
 
-def _finish(spec: FindingSpec, mask: np.ndarray, **changes: object) -> Finding:
-    values = {
-        "name": spec.name,
-        "side": spec.side,
-        "zone": spec.zone,
-        "severity": spec.severity,
-        "uncertain": spec.uncertain,
-        "subtype": spec.subtype,
-    }
-    details = changes.pop("details", {})
-    values.update(changes)
-    return Finding(mask=mask.astype(np.uint8), details=dict(details), **values)  # type: ignore[arg-type]
+def _without_specks(mask: np.ndarray, fraction: float = 0.05) -> np.ndarray:
+    """Drop connected regions smaller than ``fraction`` of the largest (stray fringe pixels), bool ``[H, W]``."""
+    labelled, count = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    if count <= 1:
+        return mask.astype(bool)
+    sizes = np.bincount(labelled.ravel())
+    sizes[0] = 0
+    keep = sizes >= max(4, fraction * sizes.max())
+    return keep[labelled]
+
+
+def _finish(
+    spec: FindingSpec,
+    mask: np.ndarray,
+    side: str | None = None,
+    zone: str | None = None,
+    details: dict[str, float | str] | None = None,
+) -> Finding:
+    """The :class:`Finding` of ``spec`` with its mask (side and zone as drawn when they changed)."""
+    if spec.name != "support_device":
+        mask = _without_specks(mask)
+    return Finding(
+        name=spec.name,
+        side=spec.side if side is None else side,
+        zone=spec.zone if zone is None else zone,
+        severity=spec.severity,
+        uncertain=spec.uncertain,
+        subtype=spec.subtype,
+        mask=mask.astype(np.uint8),
+        details=dict(details or {}),
+    )
 
 
 # --- lung opacities -----------------------------------------------------------------------------------
@@ -414,13 +433,15 @@ def _edema(scene: Scene, spec: FindingSpec, rng: np.random.Generator, bank: Fiel
     for lung_side in SIDES:
         sign = side_sign(lung_side)
         hu, hv = scene.anatomy.hila[lung_side]
-        row, col = scene.frame.to_pixel(hu + sign * 0.1, hv + 0.06)
-        region, opacity = _blob(scene, bank, rng, row, col, 0.36 * ppu, (0.26 + 0.1 * spec.severity) * ppu, 0.5)
+        lung = scene.anatomy.lungs[lung_side]
+        # Perihilar and basal haze; with Kerley lines (moderate and worse) it reaches the lateral bases.
+        row, col = scene.frame.to_pixel(hu + sign * (0.1 + 0.12 * spec.severity), hv + 0.06 + 0.08 * spec.severity)
+        radius_u = (0.26 + 0.22 * spec.severity) * ppu
+        region, opacity = _blob(scene, bank, rng, row, col, (0.36 + 0.1 * spec.severity) * ppu, radius_u, 0.5)
         mask[region] |= _opacity(scene, region, opacity, lung_side, level)
         # Indistinct vessels in the congested area.
         scene.keep[region] *= 1.0 - np.float32(0.6 * spec.severity) * opacity * scene.lung[lung_side][region]
         if spec.severity > 0.4:  # Kerley B lines: short horizontal lines at the lateral bases.
-            lung = scene.anatomy.lungs[lung_side]
             count = int(rng.integers(4, 9))
             v = rng.uniform(lung.widest - 0.2, lung.dome_peak, count)
             u = sign * (lung.lateral - rng.uniform(0.01, 0.06, count))
