@@ -192,12 +192,16 @@ def test_siim_reads_back(tmp_path):
     assert 4 <= positives <= 20
 
 
-@pytest.mark.parametrize("writer", [write_mimic, write_rsna, write_siim])
-def test_same_seed_same_bytes_whatever_the_workers(tmp_path, writer):
-    one = writer(tmp_path / "one", 10, seed=4, image_size=SIZE, workers=1)
-    two = writer(tmp_path / "two", 10, seed=4, image_size=SIZE, workers=2)
+@pytest.mark.parametrize(
+    ("writer", "options"),
+    [(write_mimic, {}), (write_mimic, {"image_format": "dcm"}), (write_rsna, {}), (write_siim, {})],
+    ids=["mimic-jpg", "mimic-dcm", "rsna", "siim"],
+)
+def test_same_seed_same_bytes_whatever_the_workers(tmp_path, writer, options):
+    one = writer(tmp_path / "one", 10, seed=4, image_size=SIZE, workers=1, **options)
+    two = writer(tmp_path / "two", 10, seed=4, image_size=SIZE, workers=2, **options)
     assert _digest(one.root) == _digest(two.root)
-    other = writer(tmp_path / "other", 10, seed=5, image_size=SIZE)
+    other = writer(tmp_path / "other", 10, seed=5, image_size=SIZE, **options)
     first, second = _digest(one.root), _digest(other.root)
     assert set(first.values()).isdisjoint(v for k, v in second.items() if not k.endswith(".json"))
 

@@ -584,7 +584,7 @@ def write_siim(
     root.mkdir(parents=True, exist_ok=True)
     (root / MARKER).unlink(missing_ok=True)
     ids = identifier_rng(seed, "siim")
-    numbers = unique_integers(ids, 1, 32_000, n)
+    numbers = unique_integers(ids, 1, max(32_000, 2 * n), n)
     jobs = [
         _SiimJob(
             i,
