@@ -116,6 +116,14 @@ def test_negations_only_for_absent_findings(studies):
     assert negated > 200
 
 
+def test_impression_names_a_finding_when_there_is_one(studies):
+    for study in studies:
+        lesions = [f for f in study.findings if f.name != "support_device"]
+        if lesions:
+            assert lesions[0].impression, "the impression repeats the leading finding"
+            assert not any("No acute" in s.text for s in study.report.impression)
+
+
 def test_uncertain_and_normal_statements_occur(studies):
     texts = [s.report.text for s in studies]
     assert any("cannot be excluded" in t for t in texts)

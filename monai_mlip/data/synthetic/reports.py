@@ -622,9 +622,10 @@ def write_report(
     finding_statements, impressions = [], []
     for finding in ordered:
         sentence, impression = _describe(rng, finding, view)
-        keep_impression = impression is not None and rng.random() < (
-            0.5 if finding.name in ("atelectasis", "nodule", "support_device") else 0.9
-        )
+        # The impression repeats the leading finding, and the others often.
+        leading = finding is next((f for f in ordered if f.name != "support_device"), None)
+        chance = 0.5 if finding.name in ("atelectasis", "nodule", "support_device") else 0.9
+        keep_impression = impression is not None and (rng.random() < chance or leading)
         finding.sentence = sentence.text
         finding.impression = impression.text if keep_impression else ""
         finding.labels = {
