@@ -54,18 +54,28 @@ def render_lateral(anatomy: Anatomy, findings: Sequence[Finding], size: int, rng
     spine_u = 0.52 + 0.06 * np.clip(v + 0.2, -1, 1) ** 2
     phase = (v * np.float32(1.0 / anatomy.spine_period) + np.float32(anatomy.spine_phase)) % 1.0
     spine = tube_profile(np.abs(u - spine_u), 0.09) * (1.0 - 0.5 * np.exp(-(((phase - 0.5) / 0.07) ** 2)))
-    sternum = tube_profile(np.abs(u + 0.52 + 0.05 * v), 0.025) * (v > apex + 0.1) * (v < dome)
-    trachea = tube_profile(np.abs(u - (0.02 + 0.08 * (v + 1.0))), 0.035) * (v < anatomy.carina_v)
+    sternum = tube_profile(np.abs(u + 0.52 + 0.05 * v), 0.025) * smooth_step((v - apex - 0.1) * frame.ppu, 6.0)
+    sternum *= smooth_step((dome - v) * np.float32(frame.ppu), 6.0)
+    trachea = tube_profile(np.abs(u - (0.02 + 0.08 * (v + 1.0))), 0.035)
+    trachea *= smooth_step((anatomy.carina_v - v) * np.float32(frame.ppu), 0.04 * frame.ppu)
+    # Ribs of both sides run obliquely down and forwards across the lungs.
+    rib_phase = ((v + 0.45 * u) * np.float32(1.0 / anatomy.rib_spacing) - np.float32(anatomy.rib_start)) % 1.0
+    ribs = np.maximum(1.0 - ((rib_phase - 0.2) / 0.18) ** 2, 0.0) * (u > -0.3) * lung
+    # Hila and lung markings.
+    hilum = ellipsoid(u, v, 0.05, anatomy.carina_v + 0.15, 0.12, 0.1)
+    markings = np.float32(0.05) * bank.window("mid", rng, (size, size)) * lung
     for finding in findings:
         level = {"upper": apex + 0.3, "middle": dome - 0.3, "lower": dome - 0.12}.get(finding.zone, dome - 0.2)
         depth = {"upper": 0.05, "middle": -0.3, "lower": 0.3}.get(finding.zone, 0.0)
         if finding.name in ("pneumonia", "atelectasis", "nodule"):
             radius = 0.05 + 0.15 * finding.severity if finding.name != "nodule" else 0.03
             blob = ellipsoid(u, v, depth, level, radius * 1.3, radius)
-            fill = np.maximum(fill, np.float32(0.3 + 0.5 * finding.severity) * np.sqrt(blob))
+            fill = np.maximum(fill, np.float32(0.2 + 0.5 * finding.severity) * blob)
         elif finding.name == "pleural_effusion":
             surface = np.float32(dome + 0.15 - 0.3 * finding.severity) - np.float32(0.1) * np.clip(u, 0, 1)
-            fluid = smooth_step((v - surface) * np.float32(frame.ppu), 0.04 * frame.ppu) * (u > 0.0)
+            # Fluid collects in the posterior costophrenic sulcus first.
+            fluid = smooth_step((v - surface) * np.float32(frame.ppu), 0.04 * frame.ppu)
+            fluid *= smooth_step((u + 0.1 - 0.4 * finding.severity) * np.float32(frame.ppu), 0.3 * frame.ppu)
             fill = np.maximum(fill, fluid)
         elif finding.name == "edema":
             fill = np.maximum(
@@ -78,7 +88,8 @@ def render_lateral(anatomy: Anatomy, findings: Sequence[Finding], size: int, rng
                 * tube_profile(np.abs(u - (0.02 + offset + 0.08 * (v + 1.0))), 0.008)
                 * (v < anatomy.carina_v - 0.1)
             )
-    total = soft + 0.6 * heart + 0.35 * spine + 0.2 * sternum - 0.25 * trachea
+    total = soft + 0.45 * np.sqrt(heart) + 0.35 * spine + 0.2 * sternum - 0.25 * trachea + 0.12 * hilum
+    total += np.float32(0.08 * anatomy.bone_density) * ribs + markings
     total = total - np.float32(1.1) * lung * (1.0 - np.clip(fill, 0, 1)) + extra
     total += np.float32(0.03) * bank.window("low", rng, (size, size))
     total = np.maximum(total, 0.0) * body_mask
