@@ -314,13 +314,17 @@ def _sides(side: str) -> tuple[str, ...]:
 
 def _without_specks(mask: np.ndarray, fraction: float = 0.05) -> np.ndarray:
     """Drop connected regions smaller than ``fraction`` of the largest (stray fringe pixels), bool ``[H, W]``."""
-    labelled, count = ndimage.label(mask, structure=np.ones((3, 3), bool))
-    if count <= 1:
-        return mask.astype(bool)
-    sizes = np.bincount(labelled.ravel())
-    sizes[0] = 0
-    keep = sizes >= max(4, fraction * sizes.max())
-    return keep[labelled]
+    mask = mask.astype(bool)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return mask
+    box = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+    labelled, count = ndimage.label(mask[box], structure=np.ones((3, 3), bool))
+    if count > 1:
+        sizes = np.bincount(labelled.ravel())
+        sizes[0] = 0
+        mask[box] = (sizes >= max(4, fraction * sizes.max()))[labelled]
+    return mask
 
 
 def _finish(

@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from PIL import Image
 
 from monai_mlip.data.masks import rle_encode
 from monai_mlip.data.synthetic.dicom import sample_header, write_dicom
+from monai_mlip.data.synthetic.fields import field_bank
 from monai_mlip.data.synthetic.identifiers import (
     dicom_uid,
     identifier_rng,
@@ -134,8 +136,18 @@ def _label_text(value: float) -> str:
     return "" if math.isnan(value) else f"{value:.1f}"
 
 
-def _map(function: Callable[[Any], Any], jobs: Sequence[Any], workers: int, progress: bool, desc: str) -> Iterator[Any]:
-    """``function`` over ``jobs`` in order, in ``workers`` processes, with an optional progress bar."""
+def _map(
+    function: Callable[[Any], Any],
+    jobs: Sequence[Any],
+    workers: int,
+    progress: bool,
+    desc: str,
+    prepare: Callable[[], Any] | None = None,
+) -> Iterator[Any]:
+    """``function`` over ``jobs`` in order, in ``workers`` processes, with an optional progress bar.
+
+    ``prepare`` (e.g. building the texture bank) runs in this process before forking, so workers share it.
+    """
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(jobs), desc=desc, unit="img", disable=not progress)
@@ -147,6 +159,8 @@ def _map(function: Callable[[Any], Any], jobs: Sequence[Any], workers: int, prog
             return
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else None)
+        if context.get_start_method() == "fork" and prepare is not None:
+            prepare()  # built once here, inherited by every forked worker
         with context.Pool(min(workers, len(jobs))) as pool:
             for result in pool.imap(function, jobs, chunksize=max(1, min(8, len(jobs) // (4 * workers)))):
                 yield result
@@ -390,7 +404,7 @@ def write_mimic(
                 header_seed=int(ids.integers(0, 1 << 62)),
             )
         )
-    results = list(_map(_mimic_item, jobs, workers, progress, "MIMIC-CXR"))
+    results = list(_map(_mimic_item, jobs, workers, progress, "MIMIC-CXR", partial(field_bank, image_size)))
     order = sorted(range(n), key=lambda i: (jobs[i].subject_id, jobs[i].study_id))
     split_rows, metadata_rows, label_rows, grounding_rows = [], [], [], []
     for i in order:
@@ -502,7 +516,7 @@ def write_rsna(
         _RsnaJob(i, seed, str(root), image_size, real_shapes, rsna_patient_id(ids), int(ids.integers(0, 1 << 62)))
         for i in range(n)
     ]
-    results = list(_map(_rsna_item, jobs, workers, progress, "RSNA"))
+    results = list(_map(_rsna_item, jobs, workers, progress, "RSNA", partial(field_bank, image_size)))
     label_rows, class_rows = [], []
     for job, result in zip(jobs, results, strict=True):
         if result["boxes"]:
@@ -598,7 +612,7 @@ def write_siim(
         )
         for i in range(n)
     ]
-    results = list(_map(_siim_item, jobs, workers, progress, "SIIM-ACR"))
+    results = list(_map(_siim_item, jobs, workers, progress, "SIIM-ACR", partial(field_bank, image_size)))
     rows = []
     for job, result in zip(jobs, results, strict=True):
         image_id = job.uids[2]
