@@ -163,6 +163,12 @@ def test_bad_arguments():
         FindingSpec("nodule", "left", "upper", 1.5)
     with pytest.raises(ValueError, match="subtype"):
         FindingSpec("support_device")
+    with pytest.raises(ValueError, match="needs a side"):
+        FindingSpec("pneumonia")
+    with pytest.raises(ValueError, match="zone"):
+        FindingSpec("pneumothorax", "left", "lower")
+    assert FindingSpec("pneumonia", "left").zone == "upper"
+    assert FindingSpec("atelectasis", "left").subtype == "plate"
 
 
 def test_default_output_does_not_need_torchxrayvision(monkeypatch):

@@ -125,7 +125,9 @@ class FindingSpec:
     Attributes:
         name: one of :data:`FINDINGS`.
         side: ``"right"``, ``"left"``, ``"bilateral"`` (the patient's) or ``""`` when not sided.
-        zone: where in the lung (see ``_ZONES``), ``""`` when not applicable.
+        zone: where in the lung: ``upper``, ``middle``, ``lower`` (pneumonia, nodule; atelectasis ``lower`` or
+            ``middle``), ``apical`` or ``lateral`` (pneumothorax), ``basal`` (effusion), ``perihilar`` (edema);
+            ``""`` picks the first.
         severity: ``[0, 1]``, subtle to obvious.
         uncertain: the report hedges ("cannot be excluded"): CheXpert label -1.
         subtype: device kind (:data:`DEVICES`), atelectasis form (``plate``, ``patchy``) or ``""``.
@@ -147,6 +149,16 @@ class FindingSpec:
             raise ValueError(f"severity must lie in [0, 1], got {self.severity}")
         if self.name == "support_device" and self.subtype not in DEVICES:
             raise ValueError(f"a support device needs a subtype from {DEVICES}, got {self.subtype!r}")
+        sided = (self.name in _ZONES and self.name != "edema") or self.subtype in ("central_line", "picc", "chest_tube")
+        if sided and not self.side:
+            raise ValueError(f"{self.subtype or self.name} needs a side ('right', 'left' or 'bilateral')")
+        zones = _ZONES.get(self.name, ("",))
+        if not self.zone:
+            object.__setattr__(self, "zone", zones[0])
+        elif self.zone not in zones:
+            raise ValueError(f"{self.name} zone must be one of {zones}, got {self.zone!r}")
+        if self.name == "atelectasis" and self.subtype not in ("plate", "patchy"):
+            object.__setattr__(self, "subtype", "plate")
 
 
 @dataclass
