@@ -430,10 +430,13 @@ def _atelectasis(scene: Scene, spec: FindingSpec, rng: np.random.Generator, bank
             centre = np.array([row - region[0].start, col - region[1].start], np.float32)
             draw_tubes(canvas, (centre - offset)[None], (centre + offset)[None], np.array([thickness]), np.ones(1))
             mask[region] |= _opacity(scene, region, canvas, lung_side, 0.35 + 0.35 * spec.severity)
-        else:
+        else:  # patchy: dependent, just above the hemidiaphragm, or against the heart border (middle zone)
             sign = side_sign(lung_side)
-            u = sign * (lung.medial + rng.uniform(0.35, 0.7) * (lung.lateral - lung.medial))
-            v = float(lung.dome(np.float32(abs(u)))) - 0.04
+            if spec.zone == "lower":
+                u = sign * (lung.medial + rng.uniform(0.35, 0.7) * (lung.lateral - lung.medial))
+                v = float(lung.dome(np.float32(abs(u)))) - 0.04
+            else:
+                u, v = _lung_point(scene, lung_side, spec.zone, rng)
             row, col = scene.frame.to_pixel(u, v)
             ry = (0.04 + 0.05 * spec.severity) * ppu
             rx = (0.1 + 0.12 * spec.severity) * ppu
