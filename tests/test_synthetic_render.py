@@ -197,3 +197,19 @@ def test_real_shapes_from_torchxrayvision():
         assert drawn.mask.any() and drawn.side in ("right", "left", "bilateral")
         assert not np.array_equal(drawn.mask, reference.mask)
         assert drawn.sentence
+
+
+@pytest.mark.parametrize("name", ["pneumonia", "nodule", "atelectasis"])
+def test_zone_words_match_where_the_lesion_is(name):
+    """Upper-zone lesions lie above middle-zone ones, which lie above lower-zone ones (in the same patient)."""
+    heights = {}
+    for zone in ("upper", "middle", "lower"):
+        if name == "atelectasis" and zone == "upper":
+            continue
+        rows = []
+        for seed in range(6):
+            study = _render(seed, [FindingSpec(name, "right", zone, 0.6, subtype="patchy")])
+            rows.append(np.nonzero(study.findings[0].mask)[0].mean())
+        heights[zone] = np.mean(rows)
+    ordered = [heights[z] for z in ("upper", "middle", "lower") if z in heights]
+    assert ordered == sorted(ordered), heights
