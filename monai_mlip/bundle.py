@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 __all__ = [
     "bundle_root",
@@ -20,11 +21,14 @@ __all__ = [
     "ensure_text_model",
     "load_pretrained",
     "prepare_once",
+    "rank_zero_first",
     "save_model_config",
     "synthetic_dataset",
 ]
 
 logger = logging.getLogger("monai_mlip")
+
+T = TypeVar("T")
 
 
 def bundle_root(name: str) -> str:
@@ -37,6 +41,24 @@ def bundle_root(name: str) -> str:
 def cache_dir() -> Path:
     """Where generated data is cached: ``$MONAI_MLIP_CACHE``, else ``~/.cache/monai_mlip``."""
     return Path(os.environ.get("MONAI_MLIP_CACHE", Path.home() / ".cache" / "monai_mlip")).expanduser()
+
+
+def rank_zero_first(build: Callable[[], T]) -> T:
+    """Call ``build`` on process 0 first and on the others after it finished (a barrier in between).
+
+    Without a process group (or with one process) it is just ``build()``. First-use preparations use it so
+    that under ``torchrun`` one process writes the cache and the others find it finished.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return build()
+    if dist.get_rank() == 0:
+        result = build()
+    dist.barrier()
+    if dist.get_rank() != 0:
+        result = build()
+    return result
 
 
 def prepare_once(target: str | os.PathLike, build: Callable[[Path], object], what: str) -> str:
@@ -177,8 +199,10 @@ def synthetic_dataset(
 
     folder = Path(root) if root is not None else cache_dir() / "synthetic"
     out = folder / f"{layout}_n{n}_seed{seed}_{image_size}px"
-    summary = write_layout(
-        layout, out, n, seed=seed, image_size=image_size, workers=workers or os.cpu_count() or 1, progress=True
+    summary = rank_zero_first(
+        lambda: write_layout(
+            layout, out, n, seed=seed, image_size=image_size, workers=workers or os.cpu_count() or 1, progress=True
+        )
     )
     if not summary.cached:
         logger.info("generated %s synthetic %s studies in %.0f s at %s", n, layout, summary.seconds, out)

@@ -158,13 +158,17 @@ def test_contrastive_loss_plain_and_sie_weighted():
     plain = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels)) / 2
     torch.testing.assert_close(contrastive_loss(logits), plain)
     torch.testing.assert_close(contrastive_loss(logits, torch.ones(5)), plain)
-    # MaCo's formulation: CE of row-scaled logits plus CE with class weights w.detach(), all four averaged
+    # MaCo's formulation: CE of row-scaled logits (w relative to its batch mean) plus CE with class weights
+    # w.detach(), all four averaged
     w = torch.rand(5, generator=g) + 0.5
     ce = torch.nn.CrossEntropyLoss()
     wce = torch.nn.CrossEntropyLoss(weight=w)
-    maco = ce(logits * w[:, None], labels) + ce(logits.t() * w[:, None], labels) + wce(logits, labels)
+    relative = (w / w.mean())[:, None]
+    maco = ce(logits * relative, labels) + ce(logits.t() * relative, labels) + wce(logits, labels)
     maco = (maco + wce(logits.t(), labels)) / 4
     torch.testing.assert_close(contrastive_loss(logits, w), maco)
+    # shrinking every weight cannot lower the loss (no shortcut to log(B) through w -> 0)
+    torch.testing.assert_close(contrastive_loss(logits, 0.1 * w), contrastive_loss(logits, w))
     w.requires_grad_(True)
     contrastive_loss(logits, w).backward()
     assert w.grad.abs().sum() > 0  # w is trained through the scaled logits only

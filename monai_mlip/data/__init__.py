@@ -1,6 +1,6 @@
 """Data layer: chest X-ray readers, reports, masks, dataset manifests and preprocessing."""
 
-from monai_mlip.data.image_io import LoadCXR, LoadCXRd, read_cxr
+from monai_mlip.data.image_io import LoadCXR, LoadCXRd, find_images, read_cxr
 from monai_mlip.data.manifests import (
     CHEXPERT_5X200_CLASSES,
     CHEXPERT_LABELS,
@@ -52,6 +52,7 @@ __all__ = [
     "build_siim_manifest",
     "clean_text",
     "cxr_transforms",
+    "find_images",
     "grounding_sentences",
     "parse_report",
     "read_cxr",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from monai.transforms import MapTransform, Transform
 
 from monai_mlip.errors import ImageReadError
 
-__all__ = ["LoadCXR", "LoadCXRd", "read_cxr"]
+__all__ = ["LoadCXR", "LoadCXRd", "find_images", "read_cxr"]
 
 DICOM_SUFFIXES = {".dcm", ".dicom", ""}
 RASTER_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
@@ -279,8 +279,19 @@ class LoadCXRd(MapTransform):
         return d
 
 
-def is_image_path(path: str | os.PathLike, suffixes: Sequence[str] | None = None) -> bool:
-    """Whether ``path`` has a suffix this module reads (``suffixes`` narrows the choice)."""
-    suffix = _suffix(Path(path))
-    known = suffixes if suffixes is not None else sorted(RASTER_SUFFIXES | NIFTI_SUFFIXES | {".dcm", ".dicom"})
-    return suffix in known
+def find_images(folder: str | os.PathLike, recursive: bool = True) -> list[str]:
+    """The files under ``folder`` that :func:`read_cxr` reads, by suffix (``.dcm``, ``.png``, ``.jpg``, ``.nii.gz``...),
+    sorted.
+
+    Raises:
+        ImageReadError: the folder does not exist or holds no such file.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ImageReadError(folder, "folder not found")
+    known = RASTER_SUFFIXES | NIFTI_SUFFIXES | {".dcm", ".dicom"}
+    paths = folder.rglob("*") if recursive else folder.iterdir()
+    found = sorted(str(p) for p in paths if p.is_file() and _suffix(p) in known)
+    if not found:
+        raise ImageReadError(folder, f"no image files ({', '.join(sorted(known))}) in the folder")
+    return found

@@ -1,5 +1,6 @@
 """Ignite/MONAI handlers: validation metrics, metrics JSON, atomic checkpoints, reseeding, heatmap and phi plots."""
 
+from monai_mlip.handlers.inference import EmbeddingWriter
 from monai_mlip.handlers.io import (
     AtomicCheckpointSaver,
     EpochReseed,
@@ -14,6 +15,7 @@ from monai_mlip.handlers.plots import GroundingHeatmapSaver, PhiMapSaver
 
 __all__ = [
     "AtomicCheckpointSaver",
+    "EmbeddingWriter",
     "EpochReseed",
     "FinalModelSaver",
     "GroundingHeatmapSaver",

@@ -30,6 +30,7 @@ __all__ = [
     "default_mode",
     "latest_checkpoint",
     "save_atomic",
+    "write_atomic",
     "write_json_atomic",
 ]
 
@@ -45,7 +46,8 @@ def default_mode(directory: bool = False) -> int:
     return (0o777 if directory else 0o666) & ~umask
 
 
-def _write_atomic(path: str | os.PathLike, write: Any, mode: str) -> None:
+def write_atomic(path: str | os.PathLike, write: Any, mode: str) -> None:
+    """Call ``write(handle)`` on a temporary file (opened with ``mode``) next to ``path``, then rename it there."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(mode, dir=path.parent, suffix=".tmp", delete=False) as handle:
@@ -56,12 +58,12 @@ def _write_atomic(path: str | os.PathLike, write: Any, mode: str) -> None:
 
 def write_json_atomic(path: str | os.PathLike, data: Mapping[str, Any]) -> None:
     """Write ``data`` as indented JSON through a temporary file and an atomic rename."""
-    _write_atomic(path, lambda handle: handle.write(json.dumps(data, indent=2, sort_keys=True) + "\n"), "w")
+    write_atomic(path, lambda handle: handle.write(json.dumps(data, indent=2, sort_keys=True) + "\n"), "w")
 
 
 def save_atomic(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` through a temporary file in the same directory and an atomic rename."""
-    _write_atomic(path, lambda handle: torch.save(obj, handle), "wb")
+    write_atomic(path, lambda handle: torch.save(obj, handle), "wb")
 
 
 def latest_checkpoint(directory: str | os.PathLike) -> str | None:
@@ -155,8 +157,9 @@ class MetricsWriter:
 class EpochReseed:
     """At the start of every epoch, seed every random source from ``(seed, epoch)``.
 
-    This makes an epoch's data order, augmentations, masks and dropout depend only on the seed and the epoch
-    number, so a run resumed from an epoch checkpoint continues exactly like the uninterrupted run.
+    This makes an epoch's data order, augmentations, masks and dropout depend only on the seed, the epoch
+    number and the process rank, so a run resumed from an epoch checkpoint continues exactly like the
+    uninterrupted run.
 
     Args:
         seed: the run's seed.
@@ -172,7 +175,8 @@ class EpochReseed:
         engine.add_event_handler(Events.EPOCH_STARTED, self)
 
     def __call__(self, engine: Engine) -> None:
-        epoch_seed = (self.seed * 100_003 + engine.state.epoch) % (2**31)
+        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        epoch_seed = (self.seed * 100_003 + engine.state.epoch * 1_009 + rank) % (2**31)
         set_determinism(seed=epoch_seed, use_deterministic_algorithms=None)
         for transform in self.transforms:
             transform.set_random_state(seed=epoch_seed)

@@ -14,7 +14,8 @@ Presets:
   network reproduces the tower (:mod:`monai_mlip.networks.convert`); 12 blocks because ``UNETR``
   always has 12. Random initialisation. The text model is a 2-layer BERT of width 128 made by
   :func:`~monai_mlip.networks.tiny_text.build_tiny_text_model` on the training reports, whose
-  directory must be passed as ``text_model``. Shared space 128, a 1-block 128-wide decoder.
+  directory must be passed as ``text_model``; its global embedding is the mean token state (a random-init
+  [CLS] state is the same for every report). Shared space 128, a 1-block 128-wide decoder.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class MLIPConfig:
         in_chans: image channels (1 for grey radiographs).
         text_model: a local ``save_pretrained`` directory or a hub name in the local cache.
         text_kwargs: further ``AutoModel.from_pretrained`` arguments (merged like ``vision_kwargs``).
+        text_pooling: global text embedding, ``"cls"`` or ``"mean"`` (see :class:`~monai_mlip.networks.TextTower`).
         max_sentences: sentence slots ``S`` of the text tower.
         embed_dim: width ``D`` of the shared space.
         mask_ratio: fraction of patches hidden in training.
@@ -61,6 +63,7 @@ class MLIPConfig:
     in_chans: int = 1
     text_model: str | os.PathLike | None = "emilyalsentzer/Bio_ClinicalBERT"
     text_kwargs: dict[str, Any] = field(default_factory=dict)
+    text_pooling: str = "cls"
     max_sentences: int = 16
     embed_dim: int = 512
     mask_ratio: float = 0.5
@@ -87,6 +90,7 @@ PRESETS: dict[str, MLIPConfig] = {
         },
         image_size=128,
         text_model=None,
+        text_pooling="mean",
         embed_dim=128,
         decoder_dim=128,
         decoder_depth=1,
@@ -141,7 +145,9 @@ def create_mlip(preset: str = "tiny", **overrides: Any) -> MLIP:
         in_chans=config.in_chans,
         **config.vision_kwargs,
     )
-    text = TextTower(config.text_model, max_sentences=config.max_sentences, **config.text_kwargs)
+    text = TextTower(
+        config.text_model, max_sentences=config.max_sentences, pooling=config.text_pooling, **config.text_kwargs
+    )
     model = MLIP(
         vision,
         text,

@@ -2,8 +2,11 @@
 
 Any ``AutoModel`` encoder works (BERT, RoBERTa, ...): it is loaded from a local directory written by
 ``save_pretrained`` or from a hub name already in the local cache, never from the network
-(:func:`monai_mlip.hub.resolve_hf_source`). The global text embedding is the first ([CLS]) token state;
-the embedding of sentence ``s`` is the mean of the states of the tokens whose ``sentence_index`` is ``s``
+(:func:`monai_mlip.hub.resolve_hf_source`). The global text embedding is the first ([CLS]) token state
+(``pooling="cls"``, MLIP's choice for a pretrained encoder) or the mean of the real tokens' states
+(``pooling="mean"``: a randomly initialised BERT gives nearly the same [CLS] state for every input, cosine
+about 0.9999, so contrastive training from scratch gets no gradient through it and collapses); the
+embedding of sentence ``s`` is the mean of the states of the tokens whose ``sentence_index`` is ``s``
 (``sentence_index`` comes from :func:`monai_mlip.data.tokenize_sentences`, ``-1`` for special and padding
 tokens).
 """
@@ -30,7 +33,7 @@ class TextFeatures:
     Attributes:
         token_features: ``[B, L', H]`` last hidden states, ``L'`` = the longest attention mask in the batch
             (trailing padding columns are not run through the encoder).
-        global_features: ``[B, H]`` the first ([CLS]) token state.
+        global_features: ``[B, H]`` the first ([CLS]) token state, or the mean real-token state (``pooling="mean"``).
         sentence_features: ``[B, S, H]`` mean token state of each sentence, zero for absent sentences
             (``None`` when no ``sentence_index`` was given).
         sentence_mask: ``[B, S]`` bool, ``True`` for sentences that have at least one token (or ``None``).
@@ -69,15 +72,22 @@ class TextTower(nn.Module):
     Args:
         model_name_or_path: a local ``save_pretrained`` directory or a hub name in the local cache.
         max_sentences: ``S``, sentence slots in the output; later sentences are left out of the
-            sentence features (they still shape the [CLS] state).
+            sentence features (they still shape the global features).
+        pooling: the global embedding: ``"cls"`` (the first token state) or ``"mean"`` (mean over the
+            attention mask).
         **model_kwargs: further ``AutoModel.from_pretrained`` arguments.
 
     Raises:
         PretrainedNotFoundError: the model is neither a local directory nor in the local cache.
     """
 
-    def __init__(self, model_name_or_path: str | os.PathLike, max_sentences: int = 16, **model_kwargs: Any) -> None:
+    def __init__(
+        self, model_name_or_path: str | os.PathLike, max_sentences: int = 16, pooling: str = "cls", **model_kwargs: Any
+    ) -> None:
         super().__init__()
+        if pooling not in ("cls", "mean"):
+            raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
+        self.pooling = pooling
         from transformers import AutoModel
 
         self.source = str(model_name_or_path)
@@ -116,7 +126,12 @@ class TextTower(nn.Module):
         states = self.model(
             input_ids=input_ids[:, :length], attention_mask=attention_mask[:, :length]
         ).last_hidden_state
-        features = TextFeatures(token_features=states, global_features=states[:, 0])
+        if self.pooling == "cls":
+            pooled = states[:, 0]
+        else:
+            weights = attention_mask[:, :length, None].to(states.dtype)
+            pooled = (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
+        features = TextFeatures(token_features=states, global_features=pooled)
         if sentence_index is not None:
             features.sentence_features, features.sentence_mask = pool_sentences(
                 states, sentence_index[:, :length], self.max_sentences

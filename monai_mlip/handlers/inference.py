@@ -1,0 +1,71 @@
+"""Write the pre-training bundle's inference outputs: image embeddings and zero-shot scores."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from ignite.engine import Engine, Events
+
+from monai_mlip.engines.zero_shot import ZeroShotClassifier
+from monai_mlip.handlers.io import write_atomic
+
+__all__ = ["EmbeddingWriter"]
+
+logger = logging.getLogger("monai_mlip.handlers")
+
+
+class EmbeddingWriter:
+    """Collect ``[B, D]`` image embeddings (the evaluator's ``pred``) and write them when the run completes.
+
+    Files in ``output_dir``:
+
+    - ``embeddings.npz``: ``paths`` (``[N]`` source files) and ``embeddings`` (``[N, D]`` float32, L2-normalised);
+    - ``zero_shot_scores.csv`` (with a ``classifier``): one row per image, the source path and, per finding,
+      the probability that it is present.
+
+    Args:
+        output_dir: the output folder.
+        classifier: the prompt-ensemble classifier, or ``None`` for embeddings only.
+        image_key: the batch key of the loaded images (their metadata names the source files).
+    """
+
+    def __init__(
+        self, output_dir: str | os.PathLike, classifier: ZeroShotClassifier | None = None, image_key: str = "image"
+    ) -> None:
+        self.output_dir = Path(output_dir)
+        self.classifier = classifier
+        self.image_key = image_key
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self._reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        engine.add_event_handler(Events.COMPLETED, self._write)
+
+    def _reset(self, _: Engine) -> None:
+        self._paths: list[str] = []
+        self._embeddings: list[torch.Tensor] = []
+
+    def _collect(self, engine: Engine) -> None:
+        self._embeddings.append(engine.state.output["pred"].detach().float().cpu())
+        self._paths.extend(engine.state.batch[self.image_key].meta["filename_or_obj"])
+
+    def _write(self, _: Engine) -> None:
+        embeddings = torch.cat(self._embeddings)
+        buffer = io.BytesIO()
+        np.savez(buffer, paths=np.asarray(self._paths), embeddings=embeddings.numpy())
+        write_atomic(self.output_dir / "embeddings.npz", lambda handle: handle.write(buffer.getvalue()), "wb")
+        if self.classifier is not None:
+            scores = self.classifier.scores(embeddings).numpy()
+            text = io.StringIO()
+            writer = csv.writer(text)
+            writer.writerow(["image", *self.classifier.findings])
+            for path, row in zip(self._paths, scores, strict=True):
+                writer.writerow([path, *(f"{value:.6f}" for value in row)])
+            write_atomic(self.output_dir / "zero_shot_scores.csv", lambda handle: handle.write(text.getvalue()), "w")
+        logger.info("wrote embeddings of %d images to %s", len(self._paths), self.output_dir)
