@@ -6,6 +6,7 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import random
 from pathlib import Path
 
 import pytest
@@ -70,10 +71,17 @@ def test_build_tiny_text_model_loads_like_a_hub_model(text_dir):
     assert tokenizer.unk_token_id not in tokens["input_ids"].tolist()  # the corpus vocabulary covers it
 
 
-def test_tiny_text_model_is_seeded(tmp_path):
-    a = build_tiny_text_model(REPORTS, tmp_path / "a", vocab_size=200, min_frequency=1, seed=3)
-    b = build_tiny_text_model(REPORTS, tmp_path / "b", vocab_size=200, min_frequency=1, seed=3)
-    assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
+def test_tiny_text_model_is_reproducible(tmp_path):
+    """Same reports and seed, same bytes: vocabulary (token ids) and weights."""
+    words = "left right upper lower lobe mild moderate severe pleural effusion opacity pneumothorax edema".split()
+    rng = random.Random(0)
+    corpus = [" ".join(rng.choices(words, k=8)) + "." for _ in range(300)]
+    a = build_tiny_text_model(corpus, tmp_path / "a", vocab_size=60, seed=3)
+    b = build_tiny_text_model(corpus, tmp_path / "b", vocab_size=60, seed=3)
+    for name in ("tokenizer.json", "model.safetensors"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    vocab = AutoTokenizer.from_pretrained(a, local_files_only=True).get_vocab()
+    assert len(vocab) == 60 and "effusion" in vocab and "##x" in vocab  # frequent words, then characters
 
 
 def test_vision_weights_from_a_local_file_adapt_rgb_to_grey(tmp_path):

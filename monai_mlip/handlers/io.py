@@ -8,6 +8,7 @@ resume would then load), so :class:`AtomicCheckpointSaver` uses ignite's ``Check
 from __future__ import annotations
 
 import json
+import math
 import logging
 import os
 import re
@@ -147,7 +148,9 @@ class MetricsWriter:
 
     def __call__(self, engine: Engine) -> None:
         current = json.loads(self.path.read_text()) if self.path.is_file() else {}
-        current.update({name: float(v) for name, v in engine.state.metrics.items() if is_scalar(v)})
+        # an undefined figure (say, an AUC over one class) is written as null: JSON has no NaN
+        scalars = {name: float(v) for name, v in engine.state.metrics.items() if is_scalar(v)}
+        current.update({name: v if math.isfinite(v) else None for name, v in scalars.items()})
         current.update(self.extra)
         current["epoch"] = engine.state.epoch
         write_json_atomic(self.path, current)

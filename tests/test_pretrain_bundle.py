@@ -1,0 +1,196 @@
+"""The pre-training bundle: config properties, metadata, a short run, resume, export, inference and torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ignite.engine import Events
+from monai.bundle import ConfigWorkflow, ckpt_export, verify_metadata, verify_net_in_out
+
+from monai_mlip.bundle import synthetic_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLE = REPO / "bundles" / "mlip_pretrain"
+CONFIGS = BUNDLE / "configs"
+META = str(CONFIGS / "metadata.json")
+SCHEMA = REPO.parent / "shared" / "monai" / "meta_schema.json"
+
+# a run that takes seconds: small batches, no loader workers, two epochs
+FAST = {
+    "batch_size": 8,
+    "num_workers": 0,
+    "max_epochs": 2,
+    "warmup_epochs": 1,
+    "validate#dataloader#batch_size": 16,
+    "validate#grounding#dataloader#batch_size": 16,
+    "val_split": ["validate", "test"],  # the tiny dataset's validation split alone has 4 images
+    "validate#key_metric#zero_shot_auc/mean#min_cases": 1,
+}
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory) -> str:
+    return synthetic_dataset("mimic", n=64, seed=0, image_size=64, root=tmp_path_factory.mktemp("synthetic"))
+
+
+def _workflow(bundle_root: Path, dataset_dir: str, files=("train.json",), **overrides) -> ConfigWorkflow:
+    return ConfigWorkflow(
+        config_file=[str(CONFIGS / name) for name in files],
+        meta_file=META,
+        logging_file=False,
+        workflow_type="train" if "train.json" in files else "infer",
+        bundle_root=str(bundle_root),
+        dataset_dir=dataset_dir,
+        **{**FAST, **overrides},
+    )
+
+
+def _run(workflow: ConfigWorkflow, record: list | None = None) -> ConfigWorkflow:
+    workflow.initialize()
+    if record is not None:
+        trainer = workflow.parser.get_parsed_content("train#trainer")
+        trainer.add_event_handler(
+            Events.ITERATION_COMPLETED, lambda engine: record.append((engine.state.iteration, engine.state.output["loss"]))
+        )
+    workflow.run()
+    workflow.finalize()
+    return workflow
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, dataset_dir) -> tuple[Path, list]:
+    """One short training run shared by the tests that need its outputs."""
+    root = tmp_path_factory.mktemp("pretrain")
+    losses: list = []
+    _run(_workflow(root, dataset_dir), losses)
+    return root, losses
+
+
+def test_train_config_properties(tmp_path, dataset_dir):
+    workflow = _workflow(tmp_path, dataset_dir)
+    workflow.initialize()
+    assert workflow.check_properties() == []
+
+
+def test_inference_config_properties(trained):
+    root, _ = trained
+    workflow = ConfigWorkflow(
+        config_file=str(CONFIGS / "inference.json"),
+        meta_file=META,
+        logging_file=False,
+        workflow_type="infer",
+        bundle_root=str(root),
+        input_dir=str(root / "eval"),
+    )
+    workflow.initialize()
+    assert workflow.check_properties() == []
+
+
+@pytest.mark.skipif(not SCHEMA.is_file(), reason=f"MONAI's metadata schema is not at {SCHEMA} (offline copy)")
+def test_metadata_is_valid():
+    verify_metadata(meta_file=META, filepath=str(SCHEMA))
+
+
+def test_short_run_writes_every_output(trained):
+    root, losses = trained
+    assert [iteration for iteration, _ in losses] == list(range(1, len(losses) + 1)) and len(losses) >= 4
+    assert all(np.isfinite(loss) for _, loss in losses)
+    models, evaluation = root / "models", root / "eval"
+    assert (models / "model.pt").is_file() and (models / "checkpoint_epoch=2.pt").is_file()
+    state = torch.load(models / "checkpoint_epoch=2.pt", weights_only=True)
+    assert set(state) == {"model", "optimizer", "lr_scheduler", "trainer"}
+    assert state["trainer"]["iteration"] == len(losses)
+    metrics = json.loads((evaluation / "metrics.json").read_text())
+    assert metrics["epoch"] == 2
+    for key in ("retrieval/i2t_R@1", "retrieval/t2i_R@5", "zero_shot_auc/mean", "grounding/pointing_game"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert "grounding/pointing_game_random" in metrics and metrics["grounding/phrases"] > 0
+    assert (evaluation / "phi_map.png").is_file() and list((evaluation / "grounding").glob("grounding_*.png"))
+    assert list((root / "runs").iterdir())  # TensorBoard event files
+
+
+def test_resumed_run_continues_like_an_uninterrupted_one(tmp_path, dataset_dir, trained):
+    _, uninterrupted = trained
+    interrupted: list = []
+    first = _workflow(tmp_path, dataset_dir)
+    first.initialize()
+    trainer = first.parser.get_parsed_content("train#trainer")
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: interrupted.append((e.state.iteration, e.state.output["loss"])))
+    trainer.add_event_handler(Events.EPOCH_COMPLETED(once=1), lambda e: e.terminate())
+    first.run()
+    assert (tmp_path / "models" / "checkpoint_epoch=1.pt").is_file()
+
+    resumed: list = []
+    _run(_workflow(tmp_path, dataset_dir, resume=True), resumed)
+    per_epoch = len(uninterrupted) // 2
+    assert [i for i, _ in resumed] == list(range(per_epoch + 1, 2 * per_epoch + 1))  # the step count continues
+    np.testing.assert_allclose([loss for _, loss in interrupted + resumed], [loss for _, loss in uninterrupted], rtol=1e-5)
+
+
+def test_evaluate_config_writes_test_metrics(trained, dataset_dir):
+    root, _ = trained
+    _run(_workflow(root, dataset_dir, files=("train.json", "evaluate.json"), val_split="test"))
+    metrics = json.loads((root / "eval" / "metrics_test.json").read_text())
+    assert metrics["split"] == "test" and 0 <= metrics["retrieval/i2t_R@1"] <= 1
+
+
+def test_inference_writes_embeddings_and_zero_shot_scores(trained, dataset_dir):
+    root, _ = trained
+    workflow = ConfigWorkflow(
+        config_file=str(CONFIGS / "inference.json"),
+        meta_file=META,
+        logging_file=False,
+        workflow_type="infer",
+        bundle_root=str(root),
+        dataset_dir=dataset_dir,
+    )
+    _run(workflow)
+    out = root / "eval" / "inference"
+    saved = np.load(out / "embeddings.npz")
+    assert saved["embeddings"].shape[0] == len(saved["paths"]) >= 64  # every frontal (and lateral) image
+    np.testing.assert_allclose(np.linalg.norm(saved["embeddings"], axis=1), 1.0, atol=1e-4)
+    rows = (out / "zero_shot_scores.csv").read_text().splitlines()
+    assert rows[0].startswith("image,Pneumonia,Pneumothorax") and len(rows) == len(saved["paths"]) + 1
+
+
+def test_image_encoder_verifies_and_exports(trained, tmp_path):
+    root, _ = trained
+    common = {"meta_file": META, "config_file": str(CONFIGS / "inference.json"), "bundle_root": str(root)}
+    verify_net_in_out(net_id="image_encoder", **common)
+    exported = tmp_path / "image_encoder.ts"
+    ckpt_export(
+        net_id="image_encoder",
+        filepath=str(exported),
+        ckpt_file=str(root / "models" / "model.pt"),
+        use_trace=True,
+        input_shape=[1, 1, 128, 128],
+        **common,
+    )
+    scripted = torch.jit.load(str(exported))
+    image = torch.rand(2, 1, 128, 128)
+    from monai_mlip.bundle import load_pretrained
+    from monai_mlip.networks import ImageEncoder
+
+    expected = ImageEncoder.from_mlip(load_pretrained(root / "models").eval())(image)
+    torch.testing.assert_close(scripted(image), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_two_process_torchrun(tmp_path, dataset_dir):
+    config = str([str(CONFIGS / "train.json"), str(CONFIGS / "multi_gpu_train.json")])
+    overrides = [f"--{key} {value}" for key, value in {**FAST, "max_epochs": 1}.items()]
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2",
+        "-m", "monai.bundle", "run", "--config_file", config, "--bundle_root", str(tmp_path),
+        "--dataset_dir", dataset_dir, *" ".join(overrides).split(),
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (tmp_path / "models" / "model.pt").is_file() and (tmp_path / "eval" / "metrics.json").is_file()
