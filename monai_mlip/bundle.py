@@ -101,8 +101,11 @@ def ensure_text_model(out_dir: str | os.PathLike, corpus: Iterable[str], **kwarg
     """
     from monai_mlip.networks import build_tiny_text_model
 
-    return prepare_once(
-        out_dir, lambda staging: build_tiny_text_model(corpus, staging, **kwargs), "the tiny text model"
+    # process 0 alone builds it: under torchrun, transformers' save_pretrained writes the weights on rank 0 only
+    return rank_zero_first(
+        lambda: prepare_once(
+            out_dir, lambda staging: build_tiny_text_model(corpus, staging, **kwargs), "the tiny text model"
+        )
     )
 
 

@@ -11,6 +11,7 @@ import torch
 from monai.networks.nets import UNETR
 
 from monai_mlip.networks import (
+    ImageEncoder,
     VisionTower,
     build_tiny_text_model,
     create_mlip,
@@ -163,3 +164,18 @@ def test_mismatched_inputs_are_refused(gap_tower):
         load_vit_weights(unetr.vit, patch8.state_dict())
     with pytest.raises(ValueError, match="one timm ViT"):
         load_vit_weights(to_monai_vit(gap_tower), {})
+
+
+def test_image_encoder_loads_a_whole_mlip_state_dict(tmp_path):
+    text_dir = build_tiny_text_model(["No effusion. Heart normal."] * 5, tmp_path, vocab_size=100, min_frequency=1)
+    kwargs = {"image_size": 32, "vision_kwargs": {"embed_dim": 32, "num_heads": 2}}
+    trained, fresh = (create_mlip("tiny", text_model=text_dir, **kwargs).eval() for _ in range(2))
+    trained_like(trained.vision)
+    encoder = ImageEncoder.from_mlip(fresh)
+    encoder.load_state_dict(trained.state_dict())  # text tower, decoder and SIE entries are not its own
+    image = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(image), ImageEncoder.from_mlip(trained)(image))
+    partial = {k: v for k, v in trained.state_dict().items() if not k.startswith("image_projection")}
+    with pytest.raises(RuntimeError, match="image_projection"):
+        encoder.load_state_dict(partial)

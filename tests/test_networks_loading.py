@@ -73,7 +73,21 @@ def test_build_tiny_text_model_loads_like_a_hub_model(text_dir):
 
 def test_tiny_text_model_is_reproducible(tmp_path):
     """Same reports and seed, same bytes: vocabulary (token ids) and weights."""
-    words = "left right upper lower lobe mild moderate severe pleural effusion opacity pneumothorax edema".split()
+    words = [
+        "left",
+        "right",
+        "upper",
+        "lower",
+        "lobe",
+        "mild",
+        "moderate",
+        "severe",
+        "pleural",
+        "effusion",
+        "opacity",
+        "pneumothorax",
+        "edema",
+    ]
     rng = random.Random(0)
     corpus = [" ".join(rng.choices(words, k=8)) + "." for _ in range(300)]
     a = build_tiny_text_model(corpus, tmp_path / "a", vocab_size=60, seed=3)

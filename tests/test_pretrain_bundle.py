@@ -52,13 +52,18 @@ def _workflow(bundle_root: Path, dataset_dir: str, files=("train.json",), **over
     )
 
 
+def _record_losses(workflow: ConfigWorkflow, record: list) -> None:
+    """Append ``(iteration, loss)`` to ``record`` after every training step."""
+    trainer = workflow.parser.get_parsed_content("train#trainer")
+    trainer.add_event_handler(
+        Events.ITERATION_COMPLETED, lambda e: record.append((e.state.iteration, e.state.output["loss"]))
+    )
+
+
 def _run(workflow: ConfigWorkflow, record: list | None = None) -> ConfigWorkflow:
     workflow.initialize()
     if record is not None:
-        trainer = workflow.parser.get_parsed_content("train#trainer")
-        trainer.add_event_handler(
-            Events.ITERATION_COMPLETED, lambda engine: record.append((engine.state.iteration, engine.state.output["loss"]))
-        )
+        _record_losses(workflow, record)
     workflow.run()
     workflow.finalize()
     return workflow
@@ -121,9 +126,10 @@ def test_resumed_run_continues_like_an_uninterrupted_one(tmp_path, dataset_dir, 
     interrupted: list = []
     first = _workflow(tmp_path, dataset_dir)
     first.initialize()
-    trainer = first.parser.get_parsed_content("train#trainer")
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: interrupted.append((e.state.iteration, e.state.output["loss"])))
-    trainer.add_event_handler(Events.EPOCH_COMPLETED(once=1), lambda e: e.terminate())
+    _record_losses(first, interrupted)
+    first.parser.get_parsed_content("train#trainer").add_event_handler(
+        Events.EPOCH_COMPLETED(once=1), lambda e: e.terminate()
+    )
     first.run()
     assert (tmp_path / "models" / "checkpoint_epoch=1.pt").is_file()
 
@@ -131,7 +137,8 @@ def test_resumed_run_continues_like_an_uninterrupted_one(tmp_path, dataset_dir, 
     _run(_workflow(tmp_path, dataset_dir, resume=True), resumed)
     per_epoch = len(uninterrupted) // 2
     assert [i for i, _ in resumed] == list(range(per_epoch + 1, 2 * per_epoch + 1))  # the step count continues
-    np.testing.assert_allclose([loss for _, loss in interrupted + resumed], [loss for _, loss in uninterrupted], rtol=1e-5)
+    continued = [loss for _, loss in interrupted + resumed]
+    np.testing.assert_allclose(continued, [loss for _, loss in uninterrupted], rtol=1e-5)
 
 
 def test_evaluate_config_writes_test_metrics(trained, dataset_dir):
@@ -184,11 +191,11 @@ def test_image_encoder_verifies_and_exports(trained, tmp_path):
 
 def test_two_process_torchrun(tmp_path, dataset_dir):
     config = str([str(CONFIGS / "train.json"), str(CONFIGS / "multi_gpu_train.json")])
-    overrides = [f"--{key} {value}" for key, value in {**FAST, "max_epochs": 1}.items()]
+    overrides = [arg for key, value in {**FAST, "max_epochs": 1}.items() for arg in (f"--{key}", str(value))]
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2",
         "-m", "monai.bundle", "run", "--config_file", config, "--bundle_root", str(tmp_path),
-        "--dataset_dir", dataset_dir, *" ".join(overrides).split(),
+        "--dataset_dir", dataset_dir, *overrides,
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)

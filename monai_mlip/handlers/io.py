@@ -8,8 +8,8 @@ resume would then load), so :class:`AtomicCheckpointSaver` uses ignite's ``Check
 from __future__ import annotations
 
 import json
-import math
 import logging
+import math
 import os
 import re
 import tempfile

@@ -17,7 +17,7 @@ import torch
 from ignite.engine import Engine
 from ignite.metrics import Metric
 from monai.metrics import compute_roc_auc
-from monai.utils import evenly_divisible_all_gather
+from monai.utils import convert_to_tensor, evenly_divisible_all_gather
 
 from monai_mlip.engines.grounding import heatmap_iou, pointing_game, random_map_scores
 from monai_mlip.engines.retrieval import retrieval_recall
@@ -66,7 +66,8 @@ class _Collector(Metric):
 
     def update(self, output: Sequence[torch.Tensor]) -> None:
         for name, value in zip(self._fields, output, strict=True):
-            self._chunks[name].append(torch.as_tensor(value).detach().float().cpu())
+            # plain tensors: gathering MetaTensors across processes would try to collate their metadata
+            self._chunks[name].append(convert_to_tensor(value, track_meta=False).detach().float().cpu())
 
     def gathered(self) -> dict[str, torch.Tensor]:
         return {name: _gather(chunks) for name, chunks in self._chunks.items()}

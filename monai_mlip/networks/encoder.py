@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -15,9 +18,9 @@ __all__ = ["ImageEncoder"]
 class ImageEncoder(nn.Module):
     """``[B, C, H, W]`` images -> ``[B, D]`` L2-normalised embeddings in MLIP's shared space.
 
-    The submodules keep MLIP's names (``vision``, ``image_projection``), so an MLIP ``state_dict`` (the
-    pre-training bundle's ``models/model.pt``) loads into this module by key, for example through MONAI's
-    ``ckpt_export``, which copies the matching keys.
+    The submodules keep MLIP's names (``vision``, ``image_projection``), and :meth:`load_state_dict` takes a
+    whole MLIP ``state_dict`` (the pre-training bundle's ``models/model.pt``), so MONAI's ``ckpt_export`` and
+    ``CheckpointLoader`` load that file into this module directly.
 
     Args:
         vision: the vision tower.
@@ -33,6 +36,12 @@ class ImageEncoder(nn.Module):
     def from_mlip(cls, model: MLIP) -> ImageEncoder:
         """Share the vision tower and projection of ``model`` (no copy)."""
         return cls(model.vision, model.image_projection)
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
+        """Load this module's entries of ``state_dict``, ignoring the rest of MLIP (text tower, decoder, SIE,
+        logit scales); with ``strict``, a missing vision or projection entry is still an error."""
+        own = {key: value for key, value in state_dict.items() if key.split(".", 1)[0] in self._modules}
+        return super().load_state_dict(own, strict=strict, assign=assign)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.image_projection(self.vision(image).global_features), dim=-1)

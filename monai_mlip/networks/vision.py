@@ -185,7 +185,9 @@ class VisionTower(nn.Module):
             patches = patches.gather(1, patch_index.unsqueeze(-1).expand(-1, -1, width))
         else:
             patch_index = torch.arange(num_patches, device=x.device).expand(batch, -1)
-        visible = torch.zeros(batch, num_patches, dtype=torch.bool, device=x.device).scatter_(1, patch_index, True)
+        # the tensor-source form of scatter: TorchScript tracing rejects a Python bool value
+        hidden = torch.zeros(batch, num_patches, dtype=torch.bool, device=x.device)
+        visible = hidden.scatter(1, patch_index, torch.ones_like(patch_index, dtype=torch.bool))
         x = trunk.norm_pre(torch.cat([prefix, patches], dim=1))
         x = trunk.norm(trunk.blocks(x))
         return VisionFeatures(
