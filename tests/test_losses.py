@@ -55,12 +55,16 @@ def reference_similarity(p, p_mask, s, s_mask, epsilon=EPS, patch_weights=None):
     return torch.from_numpy(out), plans
 
 
-def test_batched_similarity_matches_per_pair_pot_reference():
+@pytest.mark.parametrize(
+    "method, epsilon",
+    [("auto", EPS), ("sinkhorn", EPS), ("log_sinkhorn", EPS), ("auto", 0.02)],  # auto at 0.02: the log domain
+)
+def test_batched_similarity_matches_per_pair_pot_reference(method, epsilon):
     p, p_mask, s, s_mask = padded_batch()
     similarity, plans = patch_sentence_similarity(
-        p, p_mask, s, s_mask, epsilon=EPS, max_iter=5000, tol=1e-9, return_plans=True
+        p, p_mask, s, s_mask, epsilon=epsilon, max_iter=5000, tol=1e-9, return_plans=True, method=method
     )
-    expected, expected_plans = reference_similarity(p, p_mask, s, s_mask)
+    expected, expected_plans = reference_similarity(p, p_mask, s, s_mask, epsilon=epsilon)
     assert similarity.shape == (3, 4) and similarity.dtype == torch.float32
     torch.testing.assert_close(similarity.double(), expected, atol=1e-4, rtol=0)
     assert plans.shape == (3, 4, 7, 5)
@@ -69,9 +73,12 @@ def test_batched_similarity_matches_per_pair_pot_reference():
         torch.testing.assert_close(block.double(), torch.from_numpy(plan), atol=1e-5, rtol=0)
 
 
-def test_plan_marginals_and_zero_mass_on_padding():
+@pytest.mark.parametrize("method", ["sinkhorn", "log_sinkhorn"])
+def test_plan_marginals_and_zero_mass_on_padding(method):
     p, p_mask, s, s_mask = padded_batch(seed=1)
-    _, plans = patch_sentence_similarity(p, p_mask, s, s_mask, max_iter=5000, tol=1e-9, return_plans=True)
+    _, plans = patch_sentence_similarity(
+        p, p_mask, s, s_mask, max_iter=5000, tol=1e-9, return_plans=True, method=method
+    )
     a = p_mask.float() / p_mask.sum(1, keepdim=True)
     b = s_mask.float() / s_mask.sum(1, keepdim=True)
     torch.testing.assert_close(plans.sum(-1), a[:, None].expand(-1, 4, -1), atol=1e-5, rtol=0)

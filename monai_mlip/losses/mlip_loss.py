@@ -43,6 +43,7 @@ class MLIPLoss(nn.Module):
         ot_tol: Sinkhorn marginal tolerance.
         ot_plan_grad: ``"detach"`` (default: plan constant, exact envelope gradient), ``"last_step"`` or
             ``"autodiff"``; see :mod:`monai_mlip.losses.ot`.
+        ot_method: ``"auto"``, ``"sinkhorn"`` (scaling domain) or ``"log_sinkhorn"``; see :mod:`monai_mlip.losses.ot`.
     """
 
     def __init__(
@@ -56,6 +57,7 @@ class MLIPLoss(nn.Module):
         ot_max_iter: int = 100,
         ot_tol: float = 1e-5,
         ot_plan_grad: str = "detach",
+        ot_method: str = "auto",
     ) -> None:
         super().__init__()
         self.lambda_global = lambda_global
@@ -67,6 +69,7 @@ class MLIPLoss(nn.Module):
         self.ot_max_iter = ot_max_iter
         self.ot_tol = ot_tol
         self.ot_plan_grad = ot_plan_grad
+        self.ot_method = ot_method
 
     def local_similarity(self, output: Any) -> torch.Tensor:
         """``[B_local, B]`` OT similarities of this process's images with the reports of the global batch."""
@@ -83,6 +86,7 @@ class MLIPLoss(nn.Module):
             tol=self.ot_tol,
             patch_weights=weights,
             plan_grad=self.ot_plan_grad,
+            method=self.ot_method,
         )
 
     def forward(self, output: Any) -> dict[str, torch.Tensor]:
