@@ -10,11 +10,19 @@ from monai_mlip.handlers.io import (
     save_atomic,
     write_json_atomic,
 )
-from monai_mlip.handlers.metrics import GroundingMetric, RetrievalMetric, ZeroShotAUCMetric, metric_key
-from monai_mlip.handlers.plots import GroundingHeatmapSaver, PhiMapSaver
+from monai_mlip.handlers.metrics import (
+    BinaryClassificationMetric,
+    GroundingMetric,
+    RetrievalMetric,
+    ZeroShotAUCMetric,
+    best_f1,
+    metric_key,
+)
+from monai_mlip.handlers.plots import GroundingHeatmapSaver, PhiMapSaver, save_roc_curve
 
 __all__ = [
     "AtomicCheckpointSaver",
+    "BinaryClassificationMetric",
     "EmbeddingWriter",
     "EpochReseed",
     "FinalModelSaver",
@@ -24,8 +32,10 @@ __all__ = [
     "PhiMapSaver",
     "RetrievalMetric",
     "ZeroShotAUCMetric",
+    "best_f1",
     "latest_checkpoint",
     "metric_key",
     "save_atomic",
+    "save_roc_curve",
     "write_json_atomic",
 ]

@@ -9,6 +9,7 @@ name (mean Recall@1, mean zero-shot AUC, pointing-game accuracy), which MONAI's 
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,7 +24,14 @@ from monai_mlip.engines.grounding import heatmap_iou, pointing_game, random_map_
 from monai_mlip.engines.retrieval import retrieval_recall
 from monai_mlip.engines.zero_shot import ZeroShotClassifier
 
-__all__ = ["GroundingMetric", "RetrievalMetric", "ZeroShotAUCMetric", "metric_key"]
+__all__ = [
+    "BinaryClassificationMetric",
+    "GroundingMetric",
+    "RetrievalMetric",
+    "ZeroShotAUCMetric",
+    "best_f1",
+    "metric_key",
+]
 
 logger = logging.getLogger("monai_mlip.handlers")
 
@@ -182,3 +190,76 @@ class GroundingMetric(_Collector):
     def headline(self, results: dict[str, float]) -> float:
         """The pointing-game accuracy."""
         return results.get("grounding/pointing_game", float("nan"))
+
+
+def best_f1(scores: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """The best F1 over all thresholds of the precision-recall curve, and the accuracy at that threshold.
+
+    Args:
+        scores: ``[N]`` scores (any monotone scale: logits or probabilities).
+        labels: ``[N]`` 0/1 truth.
+
+    Returns:
+        ``f1``, ``threshold`` (predict positive when ``score >= threshold``) and ``accuracy``.
+    """
+    order = torch.argsort(scores, descending=True, stable=True)
+    ranked, truth = scores[order].double(), labels[order].double()
+    true_positives = truth.cumsum(0)
+    predicted = torch.arange(1, len(truth) + 1, dtype=torch.float64)
+    last_of_tie = torch.ones_like(ranked, dtype=torch.bool)  # a threshold takes every tied score or none
+    last_of_tie[:-1] = ranked[1:] != ranked[:-1]
+    f1 = 2 * true_positives / (predicted + truth.sum())
+    f1 = torch.where(last_of_tie, f1, torch.zeros_like(f1))
+    best = int(torch.argmax(f1))
+    correct = true_positives[best] + (len(truth) - predicted[best]) - (truth.sum() - true_positives[best])
+    return {"f1": float(f1[best]), "threshold": float(ranked[best]), "accuracy": float(correct / len(truth))}
+
+
+class BinaryClassificationMetric(_Collector):
+    """ROC AUC, best F1 and the accuracy at the best-F1 threshold of a binary classifier (PROTOCOLS.md).
+
+    ``output_transform`` gives ``(scores [B] or [B, 1], labels [B] or [B, 1])``. Figures go in
+    ``engine.state.metrics`` as ``{prefix}/auc``, ``{prefix}/f1``, ``{prefix}/accuracy``, ``{prefix}/threshold``
+    and ``{prefix}/cases``; the metric's own name holds the AUC. With ``roc_path`` the ROC curve is also
+    drawn there (PNG) every time the metric completes.
+
+    Args:
+        prefix: name of the figures' group (for example ``pneumonia``).
+        roc_path: where to draw the ROC curve, or ``None``.
+    """
+
+    _fields = ("score", "label")
+
+    def __init__(
+        self,
+        prefix: str = "classification",
+        roc_path: str | os.PathLike | None = None,
+        output_transform: Callable = lambda x: x,
+    ) -> None:
+        self.prefix = prefix
+        self.roc_path = roc_path
+        super().__init__(output_transform)
+
+    def update(self, output: Sequence[torch.Tensor]) -> None:
+        scores, labels = output
+        super().update((torch.as_tensor(scores).reshape(-1), torch.as_tensor(labels).reshape(-1)))
+
+    def compute(self) -> dict[str, float]:
+        data = self.gathered()
+        scores, labels = data["score"], data["label"]
+        results = {f"{self.prefix}/cases": float(len(labels))}
+        if labels.min() == labels.max():
+            logger.info("%s: one class only in %d cases, no AUC or F1", self.prefix, len(labels))
+            return results
+        results[f"{self.prefix}/auc"] = float(compute_roc_auc(scores, labels))
+        results.update({f"{self.prefix}/{name}": value for name, value in best_f1(scores, labels).items()})
+        if self.roc_path is not None:
+            from monai_mlip.handlers.plots import save_roc_curve
+
+            auc = results[f"{self.prefix}/auc"]
+            save_roc_curve(scores, labels, self.roc_path, title=f"{self.prefix}: AUC {auc:.3f}")
+        return results
+
+    def headline(self, results: dict[str, float]) -> float:
+        """The ROC AUC."""
+        return results.get(f"{self.prefix}/auc", float("nan"))

@@ -6,13 +6,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
 from ignite.engine import Engine, Events
 from torch import nn
 from torch.nn import functional as F
 
 from monai_mlip.engines.zero_shot import unwrap
 
-__all__ = ["GroundingHeatmapSaver", "PhiMapSaver", "pyplot"]
+__all__ = ["GroundingHeatmapSaver", "PhiMapSaver", "pyplot", "save_roc_curve"]
 
 
 def pyplot() -> Any:
@@ -23,6 +24,24 @@ def pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_roc_curve(scores: torch.Tensor, labels: torch.Tensor, path: str | os.PathLike, title: str = "") -> None:
+    """Draw the ROC curve of ``[N]`` scores against ``[N]`` 0/1 labels to a PNG (written atomically)."""
+    from monai_mlip.handlers.io import write_atomic
+
+    order = torch.argsort(scores, descending=True, stable=True)
+    truth = labels[order].double()
+    true_positive_rate = torch.cat([torch.zeros(1), truth.cumsum(0) / truth.sum()])
+    false_positive_rate = torch.cat([torch.zeros(1), (1 - truth).cumsum(0) / (1 - truth).sum()])
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(4, 4))
+    axis.plot(false_positive_rate.numpy(), true_positive_rate.numpy(), lw=1.5)
+    axis.plot([0, 1], [0, 1], ls="--", lw=0.8, color="grey")
+    axis.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1))
+    figure.tight_layout()
+    write_atomic(path, lambda handle: figure.savefig(handle, format="png", dpi=100), "wb")
+    plt.close(figure)
 
 
 class GroundingHeatmapSaver:

@@ -1,0 +1,5 @@
+"""Downstream use of the pre-trained encoder: image-level classification (zero-shot, linear probe, fine-tuning)."""
+
+from monai_mlip.downstream.classification import INITS, MODES, CXRClassifier, ZeroShotLogits, classifier_from_pretrained
+
+__all__ = ["INITS", "MODES", "CXRClassifier", "ZeroShotLogits", "classifier_from_pretrained"]

@@ -1,0 +1,105 @@
+"""Image-level classifiers on the pre-trained vision tower: linear probe, full fine-tuning and zero-shot.
+
+All three map ``[B, C, H, W]`` images to ``[B, K]`` logits (``K = 1`` for a binary finding: the logit of
+"present"), so the downstream bundles share one post-processing (sigmoid), one metric and one inference
+output whatever the mode.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from monai_mlip.engines.zero_shot import ZeroShotClassifier
+from monai_mlip.networks.encoder import ImageEncoder
+from monai_mlip.networks.mlip import MLIP
+from monai_mlip.networks.vision import VisionTower
+
+__all__ = ["INITS", "MODES", "CXRClassifier", "ZeroShotLogits", "classifier_from_pretrained"]
+
+MODES = ("linear_probe", "fine_tune")
+INITS = ("mlip", "random")
+
+
+class CXRClassifier(nn.Module):
+    """A vision tower's global features and a linear head.
+
+    Args:
+        encoder: the vision tower (pre-trained or not).
+        num_classes: outputs (1 for a binary finding).
+        freeze_encoder: linear probe: the encoder gets no gradient and stays in eval mode (no dropout, no
+            stochastic depth) even while the head trains.
+    """
+
+    def __init__(self, encoder: VisionTower, num_classes: int = 1, freeze_encoder: bool = False) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Linear(encoder.embed_dim, num_classes)
+        self.freeze_encoder = freeze_encoder
+        encoder.requires_grad_(not freeze_encoder)
+
+    def train(self, mode: bool = True) -> CXRClassifier:
+        super().train(mode)
+        if self.freeze_encoder:
+            self.encoder.eval()
+        return self
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """``[B, C, H, W]`` -> ``[B, num_classes]`` logits."""
+        return self.head(self.encoder(image).global_features)
+
+
+def classifier_from_pretrained(
+    models_dir: str | os.PathLike,
+    mode: str = "linear_probe",
+    init: str = "mlip",
+    num_classes: int = 1,
+    **overrides: object,
+) -> CXRClassifier:
+    """A classifier on the vision tower of a pre-training bundle's ``models`` folder.
+
+    Args:
+        models_dir: the pre-training bundle's ``models`` folder.
+        mode: ``linear_probe`` (frozen encoder) or ``fine_tune`` (everything trains).
+        init: ``mlip`` (the pre-trained weights) or ``random`` (the same architecture, random init: the
+            baseline). ``create_mlip`` ``overrides`` (for example ``vision_weights`` = a local timm
+            checkpoint) give other starting points.
+        num_classes: outputs.
+    """
+    from monai_mlip.bundle import load_pretrained
+
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    mlip = load_pretrained(models_dir, weights="model.pt" if init == "mlip" else None, **overrides)
+    return CXRClassifier(mlip.vision, num_classes=num_classes, freeze_encoder=mode == "linear_probe")
+
+
+class ZeroShotLogits(nn.Module):
+    """Zero-shot prompt-ensemble scores as logits: ``[B, C, H, W]`` -> ``[B, F]``.
+
+    The logit of finding ``f`` is ``scale * (cos(image, positive_f) - cos(image, negative_f))``, whose
+    sigmoid is exactly the two-class softmax probability of :class:`ZeroShotClassifier`. The class
+    embeddings are computed once, at construction, and kept as a buffer.
+
+    Args:
+        model: the pre-trained MLIP model.
+        findings: finding names with built-in prompts, or keys of ``prompts``.
+        prompts: custom prompt sets, ``{name: {"positive": [...], "negative": [...]}}``.
+    """
+
+    def __init__(self, model: MLIP, findings: Sequence[str], prompts: Mapping[str, Mapping] | None = None) -> None:
+        super().__init__()
+        self.encoder = ImageEncoder.from_mlip(model)
+        with torch.no_grad():
+            classes = ZeroShotClassifier(model, findings, prompts).class_embeddings()  # [F, 2, D]
+            self.register_buffer("direction", classes[:, 1] - classes[:, 0])  # [F, D]
+            self.register_buffer("scale", model.logit_scale.detach().exp().clamp(max=100.0))
+        self.findings = list(findings)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.scale * self.encoder(image) @ self.direction.t()
