@@ -33,6 +33,29 @@ def tiny_tokenizer():
     return BertTokenizerFast(tokenizer_object=trainer._tokenizer, model_max_length=64)
 
 
+SMALL_MLIP = {"image_size": 32, "vision_kwargs": {"embed_dim": 32, "depth": 2, "num_heads": 2}}
+
+
+@pytest.fixture(scope="session")
+def pretrained_models_dir(tmp_path_factory) -> Path:
+    """A pre-training bundle's ``models`` folder (config record, text model, perturbed small tiny-preset weights)."""
+    import torch
+
+    from monai_mlip.bundle import save_model_config
+    from monai_mlip.networks import build_tiny_text_model, create_mlip
+
+    root = tmp_path_factory.mktemp("pretrained_models")
+    text_dir = build_tiny_text_model(REPORT_CORPUS * 3, root / "text_model", vocab_size=150, min_frequency=1)
+    torch.manual_seed(0)
+    mlip = create_mlip("tiny", text_model=text_dir, **SMALL_MLIP)
+    with torch.no_grad():
+        for parameter in mlip.parameters():
+            parameter.add_(0.01 * torch.randn_like(parameter))
+    save_model_config(root, "tiny", text_dir, SMALL_MLIP)
+    torch.save(mlip.state_dict(), root / "model.pt")
+    return root
+
+
 def xrv_data_file(name: str) -> Path:
     """A real reference file shipped by torchxrayvision (skips the test where it is not installed)."""
     xrv = pytest.importorskip("torchxrayvision")

@@ -7,29 +7,10 @@ import torch
 from ignite.engine import Engine
 from monai.metrics import compute_roc_auc
 
-from monai_mlip.bundle import save_model_config
 from monai_mlip.downstream import ZeroShotLogits, classifier_from_pretrained
 from monai_mlip.engines import ZeroShotClassifier
 from monai_mlip.handlers import BinaryClassificationMetric, best_f1
-from monai_mlip.networks import ImageEncoder, build_tiny_text_model, create_mlip
-
-SMALL = {"image_size": 32, "vision_kwargs": {"embed_dim": 32, "depth": 2, "num_heads": 2}}
-REPORTS = ["Right lower lobe pneumonia.", "No pneumonia. No pneumothorax.", "Small left pneumothorax."] * 5
-
-
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory):
-    """A pre-training bundle's models folder: config record, text model and trained-like weights."""
-    root = tmp_path_factory.mktemp("models")
-    text_dir = build_tiny_text_model(REPORTS, root / "text_model", vocab_size=120, min_frequency=1)
-    torch.manual_seed(0)
-    mlip = create_mlip("tiny", text_model=text_dir, **SMALL)
-    with torch.no_grad():
-        for parameter in mlip.parameters():
-            parameter.add_(0.01 * torch.randn_like(parameter))
-    save_model_config(root, "tiny", text_dir, SMALL)
-    torch.save(mlip.state_dict(), root / "model.pt")
-    return root
+from monai_mlip.networks import ImageEncoder
 
 
 def f1_and_accuracy(scores, labels, threshold):
@@ -69,35 +50,35 @@ def test_one_class_gives_no_auc():
     assert metrics["ptx/cases"] == 4 and "ptx/auc" not in metrics and metrics["auc"] != metrics["auc"]  # NaN
 
 
-def test_linear_probe_freezes_the_encoder_and_fine_tuning_does_not(models_dir):
+def test_linear_probe_freezes_the_encoder_and_fine_tuning_does_not(pretrained_models_dir):
     image = torch.randn(3, 1, 32, 32)
-    probe = classifier_from_pretrained(models_dir, mode="linear_probe").train()
+    probe = classifier_from_pretrained(pretrained_models_dir, mode="linear_probe").train()
     assert not probe.encoder.training and probe.head.training
     probe(image).sum().backward()
     assert all(p.grad is None for p in probe.encoder.parameters()) and probe.head.weight.grad is not None
-    tuned = classifier_from_pretrained(models_dir, mode="fine_tune").train()
+    tuned = classifier_from_pretrained(pretrained_models_dir, mode="fine_tune").train()
     assert tuned.encoder.training
     tuned(image).sum().backward()
     assert all(p.grad is not None for p in tuned.encoder.parameters() if p.requires_grad)
     assert tuned(image).shape == (3, 1)
 
 
-def test_initialisations(models_dir):
-    saved = torch.load(models_dir / "model.pt", weights_only=True)
-    pretrained = classifier_from_pretrained(models_dir, init="mlip").encoder.state_dict()
-    random = classifier_from_pretrained(models_dir, init="random").encoder.state_dict()
+def test_initialisations(pretrained_models_dir):
+    saved = torch.load(pretrained_models_dir / "model.pt", weights_only=True)
+    pretrained = classifier_from_pretrained(pretrained_models_dir, init="mlip").encoder.state_dict()
+    random = classifier_from_pretrained(pretrained_models_dir, init="random").encoder.state_dict()
     for key, value in pretrained.items():
         torch.testing.assert_close(value, saved[f"vision.{key}"])
     assert any(not torch.equal(random[key], pretrained[key]) for key in pretrained)
     for kwargs, word in (({"mode": "probe"}, "mode"), ({"init": "imagenet"}, "init")):
         with pytest.raises(ValueError, match=word):
-            classifier_from_pretrained(models_dir, **kwargs)
+            classifier_from_pretrained(pretrained_models_dir, **kwargs)
 
 
-def test_zero_shot_logits_are_the_prompt_ensemble_probabilities(models_dir):
+def test_zero_shot_logits_are_the_prompt_ensemble_probabilities(pretrained_models_dir):
     from monai_mlip.bundle import load_pretrained
 
-    mlip = load_pretrained(models_dir).eval()
+    mlip = load_pretrained(pretrained_models_dir).eval()
     net = ZeroShotLogits(mlip, ["Pneumonia", "Pneumothorax"]).eval()
     image = torch.randn(4, 1, 32, 32)
     with torch.no_grad():

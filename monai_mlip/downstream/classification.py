@@ -18,7 +18,15 @@ from monai_mlip.networks.encoder import ImageEncoder
 from monai_mlip.networks.mlip import MLIP
 from monai_mlip.networks.vision import VisionTower
 
-__all__ = ["INITS", "MODES", "CXRClassifier", "ZeroShotLogits", "classifier_from_pretrained"]
+__all__ = [
+    "INITS",
+    "MODES",
+    "CXRClassifier",
+    "ZeroShotLogits",
+    "build_classifier",
+    "check_trainable",
+    "classifier_from_pretrained",
+]
 
 MODES = ("linear_probe", "fine_tune")
 INITS = ("mlip", "random")
@@ -46,6 +54,10 @@ class CXRClassifier(nn.Module):
         if self.freeze_encoder:
             self.encoder.eval()
         return self
+
+    @property
+    def image_size(self) -> int:
+        return self.encoder.image_size
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """``[B, C, H, W]`` -> ``[B, num_classes]`` logits."""
@@ -101,5 +113,43 @@ class ZeroShotLogits(nn.Module):
             self.register_buffer("scale", model.logit_scale.detach().exp().clamp(max=100.0))
         self.findings = list(findings)
 
+    @property
+    def image_size(self) -> int:
+        return self.encoder.vision.image_size
+
     def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """``[B, C, H, W]`` -> ``[B, F]`` logits."""
         return self.scale * self.encoder(image) @ self.direction.t()
+
+
+def check_trainable(mode: str) -> None:
+    """Refuse to train in ``zero_shot`` mode (there is nothing to train) with a message that says what to run."""
+    if mode == "zero_shot":
+        raise ValueError("mode 'zero_shot' trains nothing: run the bundle's evaluate.json with --mode zero_shot")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {('zero_shot', *MODES)}, got {mode!r}")
+
+
+def build_classifier(
+    pretrained_dir: str | os.PathLike,
+    mode: str,
+    init: str = "mlip",
+    findings: Sequence[str] = ("Pneumonia",),
+    prompts: Mapping[str, Mapping] | None = None,
+) -> nn.Module:
+    """The downstream bundles' network for a mode: ``zero_shot`` (:class:`ZeroShotLogits` on the pre-trained
+    model, one logit per finding), ``linear_probe`` or ``fine_tune`` (:class:`CXRClassifier`, one logit per
+    finding).
+
+    Args:
+        pretrained_dir: the pre-training bundle's ``models`` folder.
+        mode: ``zero_shot``, ``linear_probe`` or ``fine_tune``.
+        init: ``mlip`` or ``random`` (trained modes only).
+        findings: the findings scored (their prompts, for zero-shot).
+        prompts: custom prompt sets for zero-shot.
+    """
+    if mode == "zero_shot":
+        from monai_mlip.bundle import load_pretrained
+
+        return ZeroShotLogits(load_pretrained(pretrained_dir).eval(), findings, prompts)
+    return classifier_from_pretrained(pretrained_dir, mode=mode, init=init, num_classes=len(findings))
