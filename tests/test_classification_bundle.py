@@ -93,3 +93,23 @@ def test_training_in_zero_shot_mode_is_refused(tmp_path, dataset_dir, pretrained
     with pytest.raises(RuntimeError) as raised:  # MONAI wraps the config expression's error
         _workflow(tmp_path, dataset_dir, pretrained_models_dir, mode="zero_shot")
     assert isinstance(raised.value.__cause__, ValueError) and "evaluate.json" in str(raised.value.__cause__)
+
+
+def test_inference_scores_a_folder_of_images(trained, dataset_dir, pretrained_models_dir):
+    workflow = ConfigWorkflow(
+        config_file=str(CONFIGS / "inference.json"),
+        meta_file=META,
+        logging_file=False,
+        workflow_type="infer",
+        bundle_root=str(trained),
+        dataset_dir=dataset_dir,
+        pretrained_dir=str(pretrained_models_dir),
+        **{"dataloader#num_workers": 0},
+    )
+    workflow.initialize()
+    assert workflow.check_properties() == []
+    workflow.run()
+    rows = (trained / "eval" / "inference" / "scores.csv").read_text().splitlines()
+    images = list(Path(dataset_dir, "stage_2_train_images").glob("*.dcm"))
+    assert len(rows) == len(images) > 0
+    assert all(0.0 <= float(row.rsplit(",", 1)[1]) <= 1.0 for row in rows)
