@@ -1,0 +1,65 @@
+"""Stock MONAI ``UNETR`` (2D) whose ViT encoder starts from the pre-trained vision tower."""
+
+from __future__ import annotations
+
+import os
+
+from monai.networks.nets import UNETR
+
+from monai_mlip.networks.convert import load_vit_weights
+
+__all__ = ["SEGMENTATION_INITS", "unetr_from_pretrained"]
+
+SEGMENTATION_INITS = ("mlip", "random", "timm")
+
+
+def unetr_from_pretrained(
+    models_dir: str | os.PathLike,
+    init: str = "mlip",
+    out_channels: int = 1,
+    feature_size: int = 16,
+    freeze_encoder: bool = False,
+    timm_weights: str | os.PathLike | bool = True,
+) -> UNETR:
+    """A 2D ``UNETR`` shaped like the pre-training bundle's vision tower, its encoder initialised from it.
+
+    Args:
+        models_dir: the pre-training bundle's ``models`` folder (its recorded preset gives the shapes).
+        init: ``mlip`` (the pre-trained tower), ``random`` (MONAI's initialisation: the baseline) or
+            ``timm`` (the timm model's ImageNet weights from a local file or the local cache, see
+            ``timm_weights``).
+        out_channels: segmentation channels.
+        feature_size: UNETR decoder width.
+        freeze_encoder: frozen-encoder mode: the ViT gets no gradient (the decoder trains).
+        timm_weights: for ``init="timm"``: a local weights file, or ``True`` for the timm cache.
+
+    Raises:
+        ValueError: an unknown ``init``, or pre-trained weights that leave part of the encoder unset (the
+            message lists the keys).
+    """
+    from monai_mlip.bundle import load_pretrained
+
+    if init not in SEGMENTATION_INITS:
+        raise ValueError(f"init must be one of {SEGMENTATION_INITS}, got {init!r}")
+    overrides = {"vision_weights": timm_weights} if init == "timm" else {}
+    mlip = load_pretrained(models_dir, weights="model.pt" if init == "mlip" else None, **overrides)
+    tower = mlip.vision
+    block = tower.trunk.blocks[0]
+    unetr = UNETR(
+        in_channels=1,
+        out_channels=out_channels,
+        img_size=tower.image_size,
+        feature_size=feature_size,
+        hidden_size=tower.embed_dim,
+        mlp_dim=block.mlp.fc1.out_features,
+        num_heads=block.attn.num_heads,
+        proj_type="conv",
+        spatial_dims=2,
+        qkv_bias=block.attn.qkv.bias is not None,
+    )
+    if init != "random":
+        result = load_vit_weights(unetr.vit, tower.trunk.state_dict(), layer_norm_eps=block.norm1.eps)
+        if result.missing_keys:
+            raise ValueError(f"the pre-trained tower left these UNETR encoder weights unset: {result.missing_keys}")
+    unetr.vit.requires_grad_(not freeze_encoder)
+    return unetr
