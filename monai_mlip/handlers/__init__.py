@@ -18,7 +18,7 @@ from monai_mlip.handlers.metrics import (
     best_f1,
     metric_key,
 )
-from monai_mlip.handlers.plots import GroundingHeatmapSaver, PhiMapSaver, save_roc_curve
+from monai_mlip.handlers.plots import GroundingHeatmapSaver, PhiMapSaver, SegmentationOverlaySaver, save_roc_curve
 
 __all__ = [
     "AtomicCheckpointSaver",
@@ -31,6 +31,7 @@ __all__ = [
     "MetricsWriter",
     "PhiMapSaver",
     "RetrievalMetric",
+    "SegmentationOverlaySaver",
     "ZeroShotAUCMetric",
     "best_f1",
     "latest_checkpoint",

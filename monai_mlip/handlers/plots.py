@@ -13,7 +13,7 @@ from torch.nn import functional as F
 
 from monai_mlip.engines.zero_shot import unwrap
 
-__all__ = ["GroundingHeatmapSaver", "PhiMapSaver", "pyplot", "save_roc_curve"]
+__all__ = ["GroundingHeatmapSaver", "PhiMapSaver", "SegmentationOverlaySaver", "pyplot", "save_roc_curve"]
 
 
 def pyplot() -> Any:
@@ -119,3 +119,48 @@ class PhiMapSaver:
         figure.tight_layout()
         figure.savefig(self.output_dir / "phi_map.png", dpi=100)
         plt.close(figure)
+
+
+class SegmentationOverlaySaver:
+    """Save the first ``max_items`` items of an evaluation as PNGs: the image, then the ground truth (green)
+    and the thresholded prediction (red) outlined over it.
+
+    Reads the evaluator's decollated output: a list of dicts with ``image`` ``[1, H, W]``, ``label`` and
+    ``pred`` ``[1, H, W]`` (the prediction already thresholded by the post-processing).
+
+    Args:
+        output_dir: where ``overlay_<n>.png`` go.
+        max_items: how many items to draw per evaluation.
+    """
+
+    def __init__(self, output_dir: str | os.PathLike, max_items: int = 8) -> None:
+        self.output_dir = Path(output_dir)
+        self.max_items = max_items
+        self._saved = 0
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self._reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+
+    def _reset(self, engine: Engine) -> None:
+        self._saved = 0
+
+    def __call__(self, engine: Engine) -> None:
+        plt = pyplot()
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        for item in engine.state.output:
+            if self._saved >= self.max_items:
+                return
+            image, label, pred = (item[key].detach().float().cpu()[0] for key in ("image", "label", "pred"))
+            figure, axes = plt.subplots(1, 2, figsize=(6, 3.2))
+            for axis in axes:
+                axis.imshow(image, cmap="gray")
+                axis.axis("off")
+            for mask, colour in ((label, "lime"), (pred, "red")):
+                if mask.max() > 0.5:  # an empty mask has no outline
+                    axes[1].contour(mask, levels=[0.5], colors=colour, linewidths=1)
+            axes[1].set_title("truth (green), prediction (red)", fontsize=8)
+            figure.tight_layout()
+            figure.savefig(self.output_dir / f"overlay_{self._saved}.png", dpi=100)
+            plt.close(figure)
+            self._saved += 1

@@ -1,0 +1,97 @@
+"""The SIIM pneumothorax segmentation bundle: config properties, metadata, short train + evaluate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from monai.bundle import ConfigWorkflow, verify_metadata
+
+from monai_mlip.bundle import save_model_config, synthetic_dataset
+from monai_mlip.networks import build_tiny_text_model, create_mlip
+from tests.conftest import REPORT_CORPUS
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "bundles" / "siim_pneumothorax_segmentation" / "configs"
+META = str(CONFIGS / "metadata.json")
+SCHEMA = REPO.parent / "shared" / "monai" / "meta_schema.json"
+FAST = {"batch_size": 4, "num_workers": 0, "max_epochs": 2, "validate#dataloader#batch_size": 8}
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory) -> str:
+    return synthetic_dataset("siim", n=40, seed=2, image_size=64, root=tmp_path_factory.mktemp("siim"))
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory) -> Path:
+    """Pre-training outputs whose tower has the 12 blocks UNETR needs (width 32, 32 px)."""
+    root = tmp_path_factory.mktemp("pretrained_12")
+    text_dir = build_tiny_text_model(REPORT_CORPUS * 3, root / "text_model", vocab_size=150, min_frequency=1)
+    overrides = {"image_size": 32, "vision_kwargs": {"embed_dim": 32, "depth": 12, "num_heads": 2}}
+    torch.manual_seed(0)
+    save_model_config(root, "tiny", text_dir, overrides)
+    torch.save(create_mlip("tiny", text_model=text_dir, **overrides).state_dict(), root / "model.pt")
+    return root
+
+
+def _workflow(root: Path, dataset_dir: str, models: Path, files=("train.json",), **overrides) -> ConfigWorkflow:
+    workflow = ConfigWorkflow(
+        config_file=[str(CONFIGS / name) for name in files],
+        meta_file=META,
+        logging_file=False,
+        workflow_type="train" if files == ("train.json",) else "infer",
+        bundle_root=str(root),
+        dataset_dir=dataset_dir,
+        pretrained_dir=str(models),
+        **{**FAST, **overrides},
+    )
+    workflow.initialize()
+    return workflow
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, dataset_dir, models_dir) -> Path:
+    root = tmp_path_factory.mktemp("siim_bundle")
+    workflow = _workflow(root, dataset_dir, models_dir)
+    workflow.run()
+    workflow.finalize()
+    return root
+
+
+def test_train_config_properties(tmp_path, dataset_dir, models_dir):
+    assert _workflow(tmp_path, dataset_dir, models_dir).check_properties() == []
+
+
+@pytest.mark.skipif(not SCHEMA.is_file(), reason=f"MONAI's metadata schema is not at {SCHEMA} (offline copy)")
+def test_metadata_is_valid():
+    verify_metadata(meta_file=META, filepath=str(SCHEMA))
+
+
+def test_short_training_writes_dice_overlays_and_the_model(trained):
+    metrics = json.loads((trained / "eval" / "metrics.json").read_text())
+    assert metrics["epoch"] == 2 and metrics["init"] == "mlip" and 0 <= metrics["val_dice"] <= 1
+    overlays = list((trained / "eval" / "overlays_val").glob("overlay_*.png"))
+    assert overlays and overlays[0].read_bytes()[:4] == b"\x89PNG"
+    state = torch.load(trained / "models" / "model.pt", weights_only=True)
+    assert "vit.patch_embedding.patch_embeddings.weight" in state and "out.conv.conv.weight" in state
+
+
+def test_evaluate_on_the_test_split(trained, dataset_dir, models_dir):
+    workflow = _workflow(trained, dataset_dir, models_dir, files=("train.json", "evaluate.json"))
+    workflow.run()
+    metrics = json.loads((trained / "eval" / "metrics_test.json").read_text())
+    assert metrics["split"] == "test" and 0 <= metrics["val_dice"] <= 1
+    assert list((trained / "eval" / "overlays_test").glob("overlay_*.png"))
+
+
+def test_frozen_encoder_training_leaves_the_encoder_unchanged(tmp_path, dataset_dir, models_dir):
+    workflow = _workflow(tmp_path, dataset_dir, models_dir, freeze_encoder=True, max_epochs=1)
+    workflow.run()
+    state = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
+    pretrained = torch.load(models_dir / "model.pt", weights_only=True)
+    torch.testing.assert_close(
+        state["vit.patch_embedding.patch_embeddings.weight"], pretrained["vision.trunk.patch_embed.proj.weight"]
+    )
