@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from monai.bundle import ConfigWorkflow, verify_metadata
@@ -95,3 +96,26 @@ def test_frozen_encoder_training_leaves_the_encoder_unchanged(tmp_path, dataset_
     torch.testing.assert_close(
         state["vit.patch_embedding.patch_embeddings.weight"], pretrained["vision.trunk.patch_embed.proj.weight"]
     )
+
+
+def test_inference_writes_a_mask_image_per_input(trained, dataset_dir, models_dir):
+    from PIL import Image
+
+    workflow = ConfigWorkflow(
+        config_file=str(CONFIGS / "inference.json"),
+        meta_file=META,
+        logging_file=False,
+        workflow_type="infer",
+        bundle_root=str(trained),
+        dataset_dir=dataset_dir,
+        pretrained_dir=str(models_dir),
+        **{"dataloader#num_workers": 0},
+    )
+    workflow.initialize()
+    assert workflow.check_properties() == []
+    workflow.run()
+    masks = sorted((trained / "eval" / "inference").glob("*_mask.png"))
+    images = list(Path(dataset_dir, "dicom-images-train").rglob("*.dcm"))
+    assert len(masks) == len(images) > 0
+    values = np.asarray(Image.open(masks[0]))
+    assert values.shape == (32, 32) and set(np.unique(values)) <= {0, 1}
