@@ -119,3 +119,22 @@ def test_inference_writes_a_mask_image_per_input(trained, dataset_dir, models_di
     assert len(masks) == len(images) > 0
     values = np.asarray(Image.open(masks[0]))
     assert values.shape == (32, 32) and set(np.unique(values)) <= {0, 1}
+
+
+def test_few_shot_grid_writes_one_table(tmp_path, dataset_dir, models_dir):
+    from monai_mlip.downstream.grid import run_grid
+
+    rsna = synthetic_dataset("rsna", n=60, seed=1, image_size=64, root=tmp_path / "rsna")
+    fast = {"num_workers": 0, "max_epochs": 1, "batch_size": 8}
+    overrides = {
+        "rsna_classification": {**fast, "dataset_dir": rsna},
+        "siim_segmentation": {**fast, "dataset_dir": dataset_dir},
+    }
+    runs = tmp_path / "runs"
+    table = run_grid(models_dir, runs, fractions=(0.5,), overrides=overrides, bundles_dir=CONFIGS.parents[1])
+    lines = table.splitlines()
+    assert lines[0].count("|") == 6
+    assert "RSNA linear-probe AUC, mlip init" in lines[0] and "SIIM Dice, random init" in lines[0]
+    cells = [cell.strip() for cell in lines[2].split("|")[1:-1]]
+    assert cells[0] == "50 %" and all(cell == "n/a" or 0 <= float(cell) <= 1 for cell in cells[1:])
+    assert (tmp_path / "runs" / "siim_segmentation_0.5_random" / "eval" / "metrics_test.json").is_file()
