@@ -1,4 +1,5 @@
-"""What the bundle configs call to prepare a run: the bundle folder, the cached synthetic data, the tiny text model.
+"""What the bundle configs call to prepare a run: the bundle folder, the cached synthetic data, the tiny text model;
+and :func:`bundle_workflow`, which runs a bundle's configs from Python.
 
 Each preparation happens on first use and is reused afterwards; each writes into a temporary folder and
 renames it into place, so an interrupted preparation never leaves a half-written folder that a later run
@@ -11,12 +12,13 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 __all__ = [
     "bundle_root",
+    "bundle_workflow",
     "cache_dir",
     "ensure_text_model",
     "load_pretrained",
@@ -36,6 +38,34 @@ def bundle_root(name: str) -> str:
     root, else the working directory itself (run from inside the bundle, the model-zoo way)."""
     candidate = Path("bundles") / name
     return str(candidate.resolve() if (candidate / "configs").is_dir() else Path.cwd())
+
+
+def bundle_workflow(
+    configs_dir: str | os.PathLike, files: Sequence[str], bundle_root: str | os.PathLike, **overrides: object
+):
+    """An initialised MONAI ``ConfigWorkflow`` of a bundle's config files, the Python form of
+    ``python -m monai.bundle run --config_file "[...]" --bundle_root ...``.
+
+    Args:
+        configs_dir: the bundle's ``configs`` folder (``metadata.json`` is read from it; no logging file).
+        files: config file names, later ones overriding earlier ones; ``["train.json"]`` alone makes a
+            ``train`` workflow (whose properties ``check_properties`` checks), anything else an ``infer`` one.
+        bundle_root: where the run writes ``models/``, ``eval/`` and ``runs/``.
+        overrides: config ids and their values.
+    """
+    from monai.bundle import ConfigWorkflow
+
+    configs_dir = Path(configs_dir)
+    workflow = ConfigWorkflow(
+        config_file=[str(configs_dir / name) for name in files],
+        meta_file=str(configs_dir / "metadata.json"),
+        logging_file=False,
+        workflow_type="train" if list(files) == ["train.json"] else "infer",
+        bundle_root=str(bundle_root),
+        **overrides,
+    )
+    workflow.initialize()
+    return workflow
 
 
 def cache_dir() -> Path:

@@ -33,27 +33,39 @@ def tiny_tokenizer():
     return BertTokenizerFast(tokenizer_object=trainer._tokenizer, model_max_length=64)
 
 
-SMALL_MLIP = {"image_size": 32, "vision_kwargs": {"embed_dim": 32, "depth": 2, "num_heads": 2}}
-
-
-@pytest.fixture(scope="session")
-def pretrained_models_dir(tmp_path_factory) -> Path:
-    """A pre-training bundle's ``models`` folder (config record, text model, perturbed small tiny-preset weights)."""
+def write_pretrained_models(root: Path, vision_kwargs: dict):
+    """Lay out a pre-training bundle's ``models`` folder in ``root``: config record, text model and small
+    tiny-preset weights (perturbed, so they differ from a fresh initialisation). Returns the model."""
     import torch
 
     from monai_mlip.bundle import save_model_config
     from monai_mlip.networks import build_tiny_text_model, create_mlip
 
-    root = tmp_path_factory.mktemp("pretrained_models")
     text_dir = build_tiny_text_model(REPORT_CORPUS * 3, root / "text_model", vocab_size=150, min_frequency=1)
+    overrides = {"image_size": 32, "vision_kwargs": vision_kwargs}
     torch.manual_seed(0)
-    mlip = create_mlip("tiny", text_model=text_dir, **SMALL_MLIP)
+    mlip = create_mlip("tiny", text_model=text_dir, **overrides)
     with torch.no_grad():
         for parameter in mlip.parameters():
-            parameter.add_(0.01 * torch.randn_like(parameter))
-    save_model_config(root, "tiny", text_dir, SMALL_MLIP)
+            parameter.add_(0.02 * torch.randn_like(parameter))
+    save_model_config(root, "tiny", text_dir, overrides)
     torch.save(mlip.state_dict(), root / "model.pt")
+    return mlip.eval()
+
+
+@pytest.fixture(scope="session")
+def pretrained_models_dir(tmp_path_factory) -> Path:
+    """A pre-training ``models`` folder with a 2-block tower (width 32, 32 px)."""
+    root = tmp_path_factory.mktemp("pretrained_models")
+    write_pretrained_models(root, {"embed_dim": 32, "depth": 2, "num_heads": 2})
     return root
+
+
+@pytest.fixture(scope="session")
+def twelve_block_pretrained(tmp_path_factory):
+    """``(models folder, model)`` of a tower with the 12 blocks UNETR takes its skips from (width 32, 32 px)."""
+    root = tmp_path_factory.mktemp("pretrained_12_blocks")
+    return root, write_pretrained_models(root, {"embed_dim": 32, "depth": 12, "num_heads": 2})
 
 
 def xrv_data_file(name: str) -> Path:

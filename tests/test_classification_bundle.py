@@ -9,7 +9,7 @@ import pytest
 import torch
 from monai.bundle import ConfigWorkflow, verify_metadata
 
-from monai_mlip.bundle import synthetic_dataset
+from monai_mlip.bundle import bundle_workflow, synthetic_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "bundles" / "rsna_pneumonia_classification"
@@ -25,18 +25,9 @@ def dataset_dir(tmp_path_factory) -> str:
 
 
 def _workflow(root: Path, dataset_dir: str, models: Path, files=("train.json",), **overrides) -> ConfigWorkflow:
-    workflow = ConfigWorkflow(
-        config_file=[str(CONFIGS / name) for name in files],
-        meta_file=META,
-        logging_file=False,
-        workflow_type="train" if files == ("train.json",) else "infer",
-        bundle_root=str(root),
-        dataset_dir=dataset_dir,
-        pretrained_dir=str(models),
-        **{**FAST, **overrides},
+    return bundle_workflow(
+        CONFIGS, files, root, dataset_dir=dataset_dir, pretrained_dir=str(models), **{**FAST, **overrides}
     )
-    workflow.initialize()
-    return workflow
 
 
 @pytest.fixture(scope="module")
@@ -96,17 +87,8 @@ def test_training_in_zero_shot_mode_is_refused(tmp_path, dataset_dir, pretrained
 
 
 def test_inference_scores_a_folder_of_images(trained, dataset_dir, pretrained_models_dir):
-    workflow = ConfigWorkflow(
-        config_file=str(CONFIGS / "inference.json"),
-        meta_file=META,
-        logging_file=False,
-        workflow_type="infer",
-        bundle_root=str(trained),
-        dataset_dir=dataset_dir,
-        pretrained_dir=str(pretrained_models_dir),
-        **{"dataloader#num_workers": 0},
-    )
-    workflow.initialize()
+    overrides = {"dataset_dir": dataset_dir, "pretrained_dir": str(pretrained_models_dir), "dataloader#num_workers": 0}
+    workflow = bundle_workflow(CONFIGS, ["inference.json"], trained, **overrides)
     assert workflow.check_properties() == []
     workflow.run()
     rows = (trained / "eval" / "inference" / "scores.csv").read_text().splitlines()

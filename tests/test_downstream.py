@@ -11,7 +11,6 @@ from monai_mlip.downstream import ZeroShotLogits, classifier_from_pretrained, un
 from monai_mlip.engines import ZeroShotClassifier
 from monai_mlip.handlers import BinaryClassificationMetric, best_f1
 from monai_mlip.networks import ImageEncoder
-from tests.conftest import REPORT_CORPUS
 
 
 def f1_and_accuracy(scores, labels, threshold):
@@ -87,27 +86,8 @@ def test_zero_shot_logits_are_the_prompt_ensemble_probabilities(pretrained_model
         torch.testing.assert_close(torch.sigmoid(net(image)), expected, atol=1e-5, rtol=1e-4)
 
 
-@pytest.fixture(scope="module")
-def twelve_block_models_dir(tmp_path_factory):
-    """A pre-training models folder whose tower has the 12 blocks UNETR takes its skips from."""
-    from monai_mlip.bundle import save_model_config
-    from monai_mlip.networks import build_tiny_text_model, create_mlip
-
-    root = tmp_path_factory.mktemp("twelve_blocks")
-    text_dir = build_tiny_text_model(REPORT_CORPUS * 3, root / "text_model", vocab_size=120, min_frequency=1)
-    overrides = {"image_size": 32, "vision_kwargs": {"embed_dim": 32, "depth": 12, "num_heads": 2}}
-    torch.manual_seed(0)
-    mlip = create_mlip("tiny", text_model=text_dir, **overrides)
-    with torch.no_grad():
-        for parameter in mlip.parameters():
-            parameter.add_(0.02 * torch.randn_like(parameter))
-    save_model_config(root, "tiny", text_dir, overrides)
-    torch.save(mlip.state_dict(), root / "model.pt")
-    return root, mlip.eval()
-
-
-def test_unetr_encoder_starts_from_the_pretrained_tower(twelve_block_models_dir):
-    models_dir, mlip = twelve_block_models_dir
+def test_unetr_encoder_starts_from_the_pretrained_tower(twelve_block_pretrained):
+    models_dir, mlip = twelve_block_pretrained
     unetr = unetr_from_pretrained(models_dir, init="mlip", out_channels=2, feature_size=8).eval()
     image = torch.randn(2, 1, 32, 32)
     with torch.no_grad():
@@ -118,8 +98,8 @@ def test_unetr_encoder_starts_from_the_pretrained_tower(twelve_block_models_dir)
         assert not torch.allclose(random.vit(image)[0], mlip.vision(image).patch_features, atol=1e-2)
 
 
-def test_unetr_frozen_encoder_and_bad_init(twelve_block_models_dir):
-    models_dir, _ = twelve_block_models_dir
+def test_unetr_frozen_encoder_and_bad_init(twelve_block_pretrained):
+    models_dir, _ = twelve_block_pretrained
     unetr = unetr_from_pretrained(models_dir, feature_size=8, freeze_encoder=True)
     assert not any(p.requires_grad for p in unetr.vit.parameters())
     assert all(p.requires_grad for p in unetr.decoder2.parameters())
@@ -132,12 +112,12 @@ def test_unetr_needs_the_twelve_blocks_it_takes_skips_from(pretrained_models_dir
         unetr_from_pretrained(pretrained_models_dir, feature_size=8)
 
 
-def test_unetr_from_a_local_timm_checkpoint(twelve_block_models_dir, tmp_path):
+def test_unetr_from_a_local_timm_checkpoint(twelve_block_pretrained, tmp_path):
     from safetensors.torch import save_file
 
     from monai_mlip.networks import VisionTower
 
-    models_dir, _ = twelve_block_models_dir
+    models_dir, _ = twelve_block_pretrained
     kwargs = {"in_chans": 1, "embed_dim": 32, "depth": 12, "num_heads": 2, "class_token": False}
     kwargs |= {"global_pool": "avg", "fc_norm": False}
     torch.manual_seed(5)

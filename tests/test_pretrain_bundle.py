@@ -14,7 +14,7 @@ import torch
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow, ckpt_export, verify_metadata, verify_net_in_out
 
-from monai_mlip.bundle import synthetic_dataset
+from monai_mlip.bundle import bundle_workflow, synthetic_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "bundles" / "mlip_pretrain"
@@ -41,15 +41,7 @@ def dataset_dir(tmp_path_factory) -> str:
 
 
 def _workflow(bundle_root: Path, dataset_dir: str, files=("train.json",), **overrides) -> ConfigWorkflow:
-    return ConfigWorkflow(
-        config_file=[str(CONFIGS / name) for name in files],
-        meta_file=META,
-        logging_file=False,
-        workflow_type="train" if "train.json" in files else "infer",
-        bundle_root=str(bundle_root),
-        dataset_dir=dataset_dir,
-        **{**FAST, **overrides},
-    )
+    return bundle_workflow(CONFIGS, files, bundle_root, dataset_dir=dataset_dir, **{**FAST, **overrides})
 
 
 def _record_losses(workflow: ConfigWorkflow, record: list) -> None:
@@ -61,7 +53,6 @@ def _record_losses(workflow: ConfigWorkflow, record: list) -> None:
 
 
 def _run(workflow: ConfigWorkflow, record: list | None = None) -> ConfigWorkflow:
-    workflow.initialize()
     if record is not None:
         _record_losses(workflow, record)
     workflow.run()
@@ -79,22 +70,12 @@ def trained(tmp_path_factory, dataset_dir) -> tuple[Path, list]:
 
 
 def test_train_config_properties(tmp_path, dataset_dir):
-    workflow = _workflow(tmp_path, dataset_dir)
-    workflow.initialize()
-    assert workflow.check_properties() == []
+    assert _workflow(tmp_path, dataset_dir).check_properties() == []
 
 
 def test_inference_config_properties(trained):
     root, _ = trained
-    workflow = ConfigWorkflow(
-        config_file=str(CONFIGS / "inference.json"),
-        meta_file=META,
-        logging_file=False,
-        workflow_type="infer",
-        bundle_root=str(root),
-        input_dir=str(root / "eval"),
-    )
-    workflow.initialize()
+    workflow = bundle_workflow(CONFIGS, ["inference.json"], root, input_dir=str(root / "eval"))
     assert workflow.check_properties() == []
 
 
@@ -125,7 +106,6 @@ def test_resumed_run_continues_like_an_uninterrupted_one(tmp_path, dataset_dir, 
     _, uninterrupted = trained
     interrupted: list = []
     first = _workflow(tmp_path, dataset_dir)
-    first.initialize()
     _record_losses(first, interrupted)
     first.parser.get_parsed_content("train#trainer").add_event_handler(
         Events.EPOCH_COMPLETED(once=1), lambda e: e.terminate()
@@ -150,15 +130,7 @@ def test_evaluate_config_writes_test_metrics(trained, dataset_dir):
 
 def test_inference_writes_embeddings_and_zero_shot_scores(trained, dataset_dir):
     root, _ = trained
-    workflow = ConfigWorkflow(
-        config_file=str(CONFIGS / "inference.json"),
-        meta_file=META,
-        logging_file=False,
-        workflow_type="infer",
-        bundle_root=str(root),
-        dataset_dir=dataset_dir,
-    )
-    _run(workflow)
+    _run(bundle_workflow(CONFIGS, ["inference.json"], root, dataset_dir=dataset_dir))
     out = root / "eval" / "inference"
     saved = np.load(out / "embeddings.npz")
     assert saved["embeddings"].shape[0] == len(saved["paths"]) >= 64  # every frontal (and lateral) image

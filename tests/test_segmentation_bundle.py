@@ -10,9 +10,7 @@ import pytest
 import torch
 from monai.bundle import ConfigWorkflow, verify_metadata
 
-from monai_mlip.bundle import save_model_config, synthetic_dataset
-from monai_mlip.networks import build_tiny_text_model, create_mlip
-from tests.conftest import REPORT_CORPUS
+from monai_mlip.bundle import bundle_workflow, synthetic_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "bundles" / "siim_pneumothorax_segmentation" / "configs"
@@ -27,30 +25,14 @@ def dataset_dir(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def models_dir(tmp_path_factory) -> Path:
-    """Pre-training outputs whose tower has the 12 blocks UNETR needs (width 32, 32 px)."""
-    root = tmp_path_factory.mktemp("pretrained_12")
-    text_dir = build_tiny_text_model(REPORT_CORPUS * 3, root / "text_model", vocab_size=150, min_frequency=1)
-    overrides = {"image_size": 32, "vision_kwargs": {"embed_dim": 32, "depth": 12, "num_heads": 2}}
-    torch.manual_seed(0)
-    save_model_config(root, "tiny", text_dir, overrides)
-    torch.save(create_mlip("tiny", text_model=text_dir, **overrides).state_dict(), root / "model.pt")
-    return root
+def models_dir(twelve_block_pretrained) -> Path:
+    return twelve_block_pretrained[0]
 
 
 def _workflow(root: Path, dataset_dir: str, models: Path, files=("train.json",), **overrides) -> ConfigWorkflow:
-    workflow = ConfigWorkflow(
-        config_file=[str(CONFIGS / name) for name in files],
-        meta_file=META,
-        logging_file=False,
-        workflow_type="train" if files == ("train.json",) else "infer",
-        bundle_root=str(root),
-        dataset_dir=dataset_dir,
-        pretrained_dir=str(models),
-        **{**FAST, **overrides},
+    return bundle_workflow(
+        CONFIGS, files, root, dataset_dir=dataset_dir, pretrained_dir=str(models), **{**FAST, **overrides}
     )
-    workflow.initialize()
-    return workflow
 
 
 @pytest.fixture(scope="module")
@@ -101,17 +83,8 @@ def test_frozen_encoder_training_leaves_the_encoder_unchanged(tmp_path, dataset_
 def test_inference_writes_a_mask_image_per_input(trained, dataset_dir, models_dir):
     from PIL import Image
 
-    workflow = ConfigWorkflow(
-        config_file=str(CONFIGS / "inference.json"),
-        meta_file=META,
-        logging_file=False,
-        workflow_type="infer",
-        bundle_root=str(trained),
-        dataset_dir=dataset_dir,
-        pretrained_dir=str(models_dir),
-        **{"dataloader#num_workers": 0},
-    )
-    workflow.initialize()
+    overrides = {"dataset_dir": dataset_dir, "pretrained_dir": str(models_dir), "dataloader#num_workers": 0}
+    workflow = bundle_workflow(CONFIGS, ["inference.json"], trained, **overrides)
     assert workflow.check_properties() == []
     workflow.run()
     masks = sorted((trained / "eval" / "inference").glob("*_mask.png"))

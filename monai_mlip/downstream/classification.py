@@ -108,9 +108,10 @@ class ZeroShotLogits(nn.Module):
         super().__init__()
         self.encoder = ImageEncoder.from_mlip(model)
         with torch.no_grad():
-            classes = ZeroShotClassifier(model, findings, prompts).class_embeddings()  # [F, 2, D]
+            classifier = ZeroShotClassifier(model, findings, prompts)
+            classes = classifier.class_embeddings()  # [F, 2, D]
             self.register_buffer("direction", classes[:, 1] - classes[:, 0])  # [F, D]
-            self.register_buffer("scale", model.logit_scale.detach().exp().clamp(max=100.0))
+            self.register_buffer("scale", classifier.scale())
         self.findings = list(findings)
 
     @property

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from monai.bundle import ConfigWorkflow
+from monai_mlip.bundle import bundle_workflow
 
 __all__ = ["TASKS", "run_grid"]
 
@@ -31,20 +31,6 @@ TASKS: dict[str, tuple[str, str, str, str]] = {
     ),
     "siim_segmentation": ("siim_pneumothorax_segmentation", "metrics_test.json", "val_dice", "SIIM Dice"),
 }
-
-
-def _run(configs: Path, files: Sequence[str], root: Path, overrides: Mapping[str, Any]) -> None:
-    workflow = ConfigWorkflow(
-        config_file=[str(configs / name) for name in files],
-        meta_file=str(configs / "metadata.json"),
-        logging_file=False,
-        workflow_type="train" if list(files) == ["train.json"] else "infer",
-        bundle_root=str(root),
-        **overrides,
-    )
-    workflow.initialize()
-    workflow.run()
-    workflow.finalize()
 
 
 def run_grid(
@@ -79,8 +65,10 @@ def run_grid(
                 cell = {"pretrained_dir": str(pretrained_dir), "fraction": fraction, "init": init}
                 cell.update((overrides or {}).get(task, {}))
                 configs = Path(bundles_dir) / bundle / "configs"
-                _run(configs, ["train.json"], root, cell)
-                _run(configs, ["train.json", "evaluate.json"], root, cell)
+                for files in (["train.json"], ["train.json", "evaluate.json"]):
+                    workflow = bundle_workflow(configs, files, root, **cell)
+                    workflow.run()
+                    workflow.finalize()
                 results[task, fraction, init] = json.loads((root / "eval" / metrics_file).read_text()).get(figure)
     return _table(results, tasks, fractions, inits)
 

@@ -6,7 +6,7 @@ import os
 
 from monai.networks.nets import UNETR
 
-from monai_mlip.networks.convert import load_vit_weights
+from monai_mlip.networks.convert import load_vit_weights, monai_vit_shape
 
 __all__ = ["SEGMENTATION_INITS", "unetr_from_pretrained"]
 
@@ -44,21 +44,17 @@ def unetr_from_pretrained(
     overrides = {"vision_weights": timm_weights} if init == "timm" else {}
     mlip = load_pretrained(models_dir, weights="model.pt" if init == "mlip" else None, **overrides)
     tower = mlip.vision
-    block = tower.trunk.blocks[0]
     unetr = UNETR(
         in_channels=1,
         out_channels=out_channels,
-        img_size=tower.image_size,
         feature_size=feature_size,
-        hidden_size=tower.embed_dim,
-        mlp_dim=block.mlp.fc1.out_features,
-        num_heads=block.attn.num_heads,
         proj_type="conv",
         spatial_dims=2,
-        qkv_bias=block.attn.qkv.bias is not None,
+        **monai_vit_shape(tower),
     )
     if init != "random":
-        result = load_vit_weights(unetr.vit, tower.trunk.state_dict(), layer_norm_eps=block.norm1.eps)
+        eps = tower.trunk.blocks[0].norm1.eps
+        result = load_vit_weights(unetr.vit, tower.trunk.state_dict(), layer_norm_eps=eps)
         if result.missing_keys:
             raise ValueError(f"the pre-trained tower left these UNETR encoder weights unset: {result.missing_keys}")
     unetr.vit.requires_grad_(not freeze_encoder)

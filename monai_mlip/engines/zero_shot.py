@@ -80,10 +80,13 @@ class ZeroShotClassifier:
             model.train(was_training)
         return torch.stack(classes)
 
+    def scale(self) -> torch.Tensor:
+        """The model's logit scale (exponentiated, clamped at 100, detached) applied to the cosines."""
+        return unwrap(self.model).logit_scale.detach().exp().clamp(max=100.0)
+
     @torch.no_grad()
     def scores(self, image_embeds: torch.Tensor, class_embeds: torch.Tensor | None = None) -> torch.Tensor:
         """``[B, D]`` normalised image embeddings -> ``[B, F]`` probabilities of each finding being present."""
         class_embeds = self.class_embeddings() if class_embeds is None else class_embeds
-        scale = unwrap(self.model).logit_scale.detach().exp().clamp(max=100.0)
-        logits = scale * torch.einsum("bd,fkd->bfk", image_embeds.float(), class_embeds.to(image_embeds.device))
+        logits = self.scale() * torch.einsum("bd,fkd->bfk", image_embeds.float(), class_embeds.to(image_embeds.device))
         return logits.softmax(dim=-1)[..., 1]

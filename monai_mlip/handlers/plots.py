@@ -44,17 +44,10 @@ def save_roc_curve(scores: torch.Tensor, labels: torch.Tensor, path: str | os.Pa
     plt.close(figure)
 
 
-class GroundingHeatmapSaver:
-    """Save the first ``max_items`` phrase heatmaps of an evaluation as PNGs (image, heatmap, truth outline).
+class _FirstItemsSaver:
+    """Base of the handlers that draw the first ``max_items`` items of each evaluation as ``{prefix}_{n}.png``."""
 
-    Reads the evaluator output of a :class:`~monai_mlip.engines.GroundingInferer` run: ``image``
-    ``[B, C, H, W]``, ``label`` (the ground-truth mask ``[B, 1, H, W]``) and ``pred["heatmap"]``, and the
-    batch's ``phrase`` strings.
-
-    Args:
-        output_dir: where ``grounding_{n}.png`` files go.
-        max_items: how many items to draw (from the first batches).
-    """
+    prefix = "item"
 
     def __init__(self, output_dir: str | os.PathLike, max_items: int = 8) -> None:
         self.output_dir = Path(output_dir)
@@ -68,14 +61,40 @@ class GroundingHeatmapSaver:
     def _reset(self, _: Engine) -> None:
         self._saved = 0
 
+    def _room(self) -> int:
+        """How many more items this evaluation draws."""
+        return self.max_items - self._saved
+
+    def _write(self, figure: Any) -> None:
+        """Save ``figure`` as the next ``{prefix}_{n}.png`` and close it."""
+        figure.tight_layout()
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        figure.savefig(self.output_dir / f"{self.prefix}_{self._saved}.png", dpi=100)
+        pyplot().close(figure)
+        self._saved += 1
+
+
+class GroundingHeatmapSaver(_FirstItemsSaver):
+    """Save the first ``max_items`` phrase heatmaps of an evaluation as PNGs (image, heatmap, truth outline).
+
+    Reads the evaluator output of a :class:`~monai_mlip.engines.GroundingInferer` run: ``image``
+    ``[B, C, H, W]``, ``label`` (the ground-truth mask ``[B, 1, H, W]``) and ``pred["heatmap"]``, and the
+    batch's ``phrase`` strings.
+
+    Args:
+        output_dir: where ``grounding_{n}.png`` files go.
+        max_items: how many items to draw (from the first batches).
+    """
+
+    prefix = "grounding"
+
     def __call__(self, engine: Engine) -> None:
-        if self._saved >= self.max_items:
+        if self._room() <= 0:
             return
         output, phrases = engine.state.output, engine.state.batch.get("phrase", [])
         images, masks, maps = output["image"], output["label"], output["pred"]["heatmap"]
-        self.output_dir.mkdir(parents=True, exist_ok=True)
         plt = pyplot()
-        for index in range(min(len(images), self.max_items - self._saved)):
+        for index in range(min(len(images), self._room())):
             image = images[index, 0].float().cpu()
             heat = F.interpolate(maps[index][None, None].float(), size=image.shape, mode="bilinear")[0, 0].cpu()
             figure, axis = plt.subplots(figsize=(4, 4.4))
@@ -85,10 +104,7 @@ class GroundingHeatmapSaver:
             phrase = phrases[index] if index < len(phrases) else ""
             axis.set_title(phrase if len(phrase) < 60 else phrase[:57] + "...", fontsize=8)
             axis.axis("off")
-            figure.tight_layout()
-            figure.savefig(self.output_dir / f"grounding_{self._saved}.png", dpi=100)
-            plt.close(figure)
-            self._saved += 1
+            self._write(figure)
 
 
 class PhiMapSaver:
@@ -121,7 +137,7 @@ class PhiMapSaver:
         plt.close(figure)
 
 
-class SegmentationOverlaySaver:
+class SegmentationOverlaySaver(_FirstItemsSaver):
     """Save the first ``max_items`` items of an evaluation as PNGs: the image, then the ground truth (green)
     and the thresholded prediction (red) outlined over it.
 
@@ -133,24 +149,11 @@ class SegmentationOverlaySaver:
         max_items: how many items to draw per evaluation.
     """
 
-    def __init__(self, output_dir: str | os.PathLike, max_items: int = 8) -> None:
-        self.output_dir = Path(output_dir)
-        self.max_items = max_items
-        self._saved = 0
-
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.STARTED, self._reset)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self)
-
-    def _reset(self, engine: Engine) -> None:
-        self._saved = 0
+    prefix = "overlay"
 
     def __call__(self, engine: Engine) -> None:
         plt = pyplot()
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        for item in engine.state.output:
-            if self._saved >= self.max_items:
-                return
+        for item in engine.state.output[: max(self._room(), 0)]:
             image, label, pred = (item[key].detach().float().cpu()[0] for key in ("image", "label", "pred"))
             figure, axes = plt.subplots(1, 2, figsize=(6, 3.2))
             for axis in axes:
@@ -160,7 +163,4 @@ class SegmentationOverlaySaver:
                 if mask.max() > 0.5:  # an empty mask has no outline
                     axes[1].contour(mask, levels=[0.5], colors=colour, linewidths=1)
             axes[1].set_title("truth (green), prediction (red)", fontsize=8)
-            figure.tight_layout()
-            figure.savefig(self.output_dir / f"overlay_{self._saved}.png", dpi=100)
-            plt.close(figure)
-            self._saved += 1
+            self._write(figure)

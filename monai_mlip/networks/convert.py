@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from monai.networks.nets import ViT
@@ -41,7 +41,7 @@ from torch import nn
 
 from monai_mlip.networks.vision import VisionTower
 
-__all__ = ["LoadResult", "load_vit_weights", "to_monai_vit", "vit_state_dict_for_monai"]
+__all__ = ["LoadResult", "load_vit_weights", "monai_vit_shape", "to_monai_vit", "vit_state_dict_for_monai"]
 
 _ANCHOR = "patch_embed.proj.weight"
 _BLOCK_KEYS = {
@@ -172,6 +172,19 @@ def load_vit_weights(
     return LoadResult(missing, sorted(unused + list(result.unexpected_keys)))
 
 
+def monai_vit_shape(tower: VisionTower) -> dict[str, Any]:
+    """The arguments MONAI's ``ViT`` and ``UNETR`` take for the tower's shape: ``img_size``, ``hidden_size``,
+    ``mlp_dim``, ``num_heads`` and ``qkv_bias``."""
+    block = tower.trunk.blocks[0]
+    return {
+        "img_size": tower.image_size,
+        "hidden_size": tower.embed_dim,
+        "mlp_dim": block.mlp.fc1.out_features,
+        "num_heads": block.attn.num_heads,
+        "qkv_bias": block.attn.qkv.bias is not None,
+    }
+
+
 def to_monai_vit(tower: VisionTower, in_channels: int | None = None) -> ViT:
     """Build a MONAI 2D ``ViT`` equal to the vision tower and load its weights.
 
@@ -195,18 +208,14 @@ def to_monai_vit(tower: VisionTower, in_channels: int | None = None) -> ViT:
         raise ValueError(f"MONAI's ViT uses GELU; the tower's MLP uses {type(block.mlp.act).__name__}")
     vit = ViT(
         in_channels=in_channels or tower.in_chans,
-        img_size=tower.image_size,
         patch_size=tower.patch_size,
-        hidden_size=tower.embed_dim,
-        mlp_dim=block.mlp.fc1.out_features,
         num_layers=len(trunk.blocks),
-        num_heads=block.attn.num_heads,
         proj_type="conv",
         pos_embed_type="learnable",
         classification=trunk.has_class_token,
         spatial_dims=2,
         post_activation=None,
-        qkv_bias=block.attn.qkv.bias is not None,
+        **monai_vit_shape(tower),
     )
     if trunk.has_class_token:
         vit.classification_head = nn.Identity()
