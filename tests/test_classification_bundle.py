@@ -1,8 +1,10 @@
-"""The RSNA pneumonia classification bundle: config properties, metadata, short train + evaluate, zero-shot."""
+"""The classification bundles (RSNA pneumonia, SIIM pneumothorax; one shared set of configs): config
+properties, short train + evaluate, zero-shot, inference."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -12,40 +14,77 @@ from monai.bundle import ConfigWorkflow
 from monai_mlip.bundle import bundle_workflow, synthetic_dataset
 
 REPO = Path(__file__).resolve().parents[1]
-BUNDLE = REPO / "bundles" / "rsna_pneumonia_classification"
-CONFIGS = BUNDLE / "configs"
 FAST = {"batch_size": 8, "num_workers": 0, "max_epochs": 2, "validate#dataloader#batch_size": 16}
 
 
+@dataclass(frozen=True)
+class Case:
+    bundle: str
+    dataset: str  # synthetic layout
+    finding: str  # metric prefix
+    images: str  # glob of the layout's images
+
+    @property
+    def configs(self) -> Path:
+        return REPO / "bundles" / self.bundle / "configs"
+
+
+CASES = [
+    Case("rsna_pneumonia_classification", "rsna", "pneumonia", "stage_2_train_images/*.dcm"),
+    Case("siim_pneumothorax_classification", "siim", "pneumothorax", "dicom-images-train/**/*.dcm"),
+]
+
+
+@pytest.fixture(scope="module", params=CASES, ids=lambda case: case.dataset)
+def case(request) -> Case:
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def dataset_dir(tmp_path_factory) -> str:
-    return synthetic_dataset("rsna", n=80, seed=1, image_size=64, root=tmp_path_factory.mktemp("rsna"))
+def dataset_dir(tmp_path_factory, case) -> str:
+    return synthetic_dataset(case.dataset, n=80, seed=1, image_size=64, root=tmp_path_factory.mktemp(case.dataset))
 
 
-def _workflow(root: Path, dataset_dir: str, models: Path, files=("train.json",), **overrides) -> ConfigWorkflow:
+def _workflow(
+    case: Case, root: Path, dataset_dir: str, models: Path, files=("train.json",), **overrides
+) -> ConfigWorkflow:
     return bundle_workflow(
-        CONFIGS, files, root, dataset_dir=dataset_dir, pretrained_dir=str(models), **{**FAST, **overrides}
+        case.configs, files, root, dataset_dir=dataset_dir, pretrained_dir=str(models), **{**FAST, **overrides}
     )
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, dataset_dir, pretrained_models_dir) -> Path:
-    root = tmp_path_factory.mktemp("rsna_bundle")
-    workflow = _workflow(root, dataset_dir, pretrained_models_dir)
+def trained(tmp_path_factory, case, dataset_dir, pretrained_models_dir) -> Path:
+    root = tmp_path_factory.mktemp(case.bundle)
+    workflow = _workflow(case, root, dataset_dir, pretrained_models_dir)
     workflow.run()
     workflow.finalize()
     return root
 
 
-def test_train_config_properties(tmp_path, dataset_dir, pretrained_models_dir):
-    assert _workflow(tmp_path, dataset_dir, pretrained_models_dir).check_properties() == []
+def test_train_config_properties(tmp_path, case, dataset_dir, pretrained_models_dir):
+    assert _workflow(case, tmp_path, dataset_dir, pretrained_models_dir).check_properties() == []
 
 
-def test_linear_probe_trains_and_writes_its_outputs(trained, pretrained_models_dir):
+def test_the_bundle_serves_the_dataset_its_metadata_names(tmp_path, case, dataset_dir, pretrained_models_dir):
+    workflow = _workflow(case, tmp_path, dataset_dir, pretrained_models_dir)
+    dataset = workflow.parser.get_parsed_content("downstream")
+    assert dataset.name == case.dataset and dataset.finding.lower() == case.finding
+    assert Path(workflow.parser.get_parsed_content("bundle_root")) == tmp_path  # the run's, not the metadata's
+
+
+def test_an_unknown_dataset_name_is_refused_with_the_choices():
+    from monai_mlip.downstream import downstream_dataset
+
+    with pytest.raises(ValueError, match="rsna"):
+        downstream_dataset("chexpert")
+
+
+def test_linear_probe_trains_and_writes_its_outputs(trained, case, pretrained_models_dir):
     metrics = json.loads((trained / "eval" / "metrics.json").read_text())
     assert metrics["epoch"] == 2 and metrics["mode"] == "linear_probe" and metrics["init"] == "mlip"
-    assert 0 <= metrics["val_auc"] <= 1 and metrics["val_auc"] == pytest.approx(metrics["pneumonia/auc"])
-    assert 0 <= metrics["pneumonia/f1"] <= 1 and 0 <= metrics["pneumonia/accuracy"] <= 1
+    assert 0 <= metrics["val_auc"] <= 1 and metrics["val_auc"] == pytest.approx(metrics[f"{case.finding}/auc"])
+    assert 0 <= metrics[f"{case.finding}/f1"] <= 1 and 0 <= metrics[f"{case.finding}/accuracy"] <= 1
     assert (trained / "eval" / "roc_val.png").is_file() and list((trained / "runs").iterdir())
     state = torch.load(trained / "models" / "model.pt", weights_only=True)
     pretrained = torch.load(pretrained_models_dir / "model.pt", weights_only=True)
@@ -56,35 +95,52 @@ def test_linear_probe_trains_and_writes_its_outputs(trained, pretrained_models_d
     assert state["head.weight"].shape == (1, 32)
 
 
-def test_evaluate_the_trained_model_on_the_test_split(trained, dataset_dir, pretrained_models_dir):
-    workflow = _workflow(trained, dataset_dir, pretrained_models_dir, files=("train.json", "evaluate.json"))
+def test_evaluate_the_trained_model_on_the_test_split(trained, case, dataset_dir, pretrained_models_dir):
+    workflow = _workflow(case, trained, dataset_dir, pretrained_models_dir, files=("train.json", "evaluate.json"))
     workflow.run()
     metrics = json.loads((trained / "eval" / "metrics_test_linear_probe.json").read_text())
-    assert metrics["split"] == "test" and metrics["pneumonia/cases"] > 0 and 0 <= metrics["val_auc"] <= 1
+    assert metrics["split"] == "test" and metrics[f"{case.finding}/cases"] > 0 and 0 <= metrics["val_auc"] <= 1
     assert (trained / "eval" / "roc_test_linear_probe.png").is_file()
 
 
-def test_zero_shot_scores_without_training(tmp_path, dataset_dir, pretrained_models_dir):
+def test_zero_shot_scores_without_training(tmp_path, case, dataset_dir, pretrained_models_dir):
     files = ("train.json", "evaluate.json")
-    workflow = _workflow(tmp_path, dataset_dir, pretrained_models_dir, files, mode="zero_shot")
+    workflow = _workflow(case, tmp_path, dataset_dir, pretrained_models_dir, files, mode="zero_shot")
     workflow.run()
     metrics = json.loads((tmp_path / "eval" / "metrics_test_zero_shot.json").read_text())
-    assert metrics["mode"] == "zero_shot" and 0 <= metrics["pneumonia/auc"] <= 1
+    assert metrics["mode"] == "zero_shot" and 0 <= metrics[f"{case.finding}/auc"] <= 1
     assert not (tmp_path / "models" / "model.pt").exists()
 
 
-def test_training_in_zero_shot_mode_is_refused(tmp_path, dataset_dir, pretrained_models_dir):
+def test_training_in_zero_shot_mode_is_refused(tmp_path, case, dataset_dir, pretrained_models_dir):
     with pytest.raises(RuntimeError) as raised:  # MONAI wraps the config expression's error
-        _workflow(tmp_path, dataset_dir, pretrained_models_dir, mode="zero_shot")
+        _workflow(case, tmp_path, dataset_dir, pretrained_models_dir, mode="zero_shot")
     assert isinstance(raised.value.__cause__, ValueError) and "evaluate.json" in str(raised.value.__cause__)
 
 
-def test_inference_scores_a_folder_of_images(trained, dataset_dir, pretrained_models_dir):
+def test_inference_scores_a_folder_of_images(trained, case, dataset_dir, pretrained_models_dir):
     overrides = {"dataset_dir": dataset_dir, "pretrained_dir": str(pretrained_models_dir), "dataloader#num_workers": 0}
-    workflow = bundle_workflow(CONFIGS, ["inference.json"], trained, **overrides)
+    workflow = bundle_workflow(case.configs, ["inference.json"], trained, **overrides)
     assert workflow.check_properties() == []
     workflow.run()
     rows = (trained / "eval" / "inference" / "scores.csv").read_text().splitlines()
-    images = list(Path(dataset_dir, "stage_2_train_images").glob("*.dcm"))
+    images = list(Path(dataset_dir).glob(case.images))
     assert len(rows) == len(images) > 0
     assert all(0.0 <= float(row.rsplit(",", 1)[1]) <= 1.0 for row in rows)
+
+
+@pytest.mark.parametrize("preset", ["rsna", "siim"])
+def test_the_real_data_presets_point_the_bundles_at_a_dataset_folder(tmp_path, preset, pretrained_models_dir):
+    """``configs/data/<dataset>.json`` serves both bundles of a dataset; here on a synthetic copy of the layout."""
+    dataset_dir = synthetic_dataset(preset, n=30, seed=1, image_size=64, root=tmp_path)
+    for task in ("classification", "segmentation"):
+        configs = next((REPO / "bundles").glob(f"{preset}_*_{task}")) / "configs"
+        workflow = bundle_workflow(
+            configs,
+            ["train.json", str(REPO / "configs" / "data" / f"{preset}.json")],
+            tmp_path / task,
+            dataset_dir=dataset_dir,
+            pretrained_dir=str(pretrained_models_dir),
+        )
+        assert workflow.parser["on_error"] == "skip"
+        assert len(workflow.parser.get_parsed_content("train_manifest")) > 0

@@ -1,8 +1,10 @@
-"""The SIIM pneumothorax segmentation bundle: config properties, metadata, short train + evaluate."""
+"""The segmentation bundles (SIIM pneumothorax, RSNA pneumonia; one shared set of configs): config properties,
+short train + evaluate, frozen encoder, inference, and the few-shot grid."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +15,40 @@ from monai.bundle import ConfigWorkflow
 from monai_mlip.bundle import bundle_workflow, synthetic_dataset
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = REPO / "bundles" / "siim_pneumothorax_segmentation" / "configs"
+BUNDLES = REPO / "bundles"
 FAST = {"batch_size": 4, "num_workers": 0, "max_epochs": 2, "validate#dataloader#batch_size": 8}
 
 
+@dataclass(frozen=True)
+class Case:
+    bundle: str
+    dataset: str  # synthetic layout
+    images: str  # glob of the layout's images
+
+    @property
+    def configs(self) -> Path:
+        return BUNDLES / self.bundle / "configs"
+
+
+CASES = [
+    Case("siim_pneumothorax_segmentation", "siim", "dicom-images-train/**/*.dcm"),
+    Case("rsna_pneumonia_segmentation", "rsna", "stage_2_train_images/*.dcm"),
+]
+SIIM = CASES[0]
+
+
+@pytest.fixture(scope="module", params=CASES, ids=lambda case: case.dataset)
+def case(request) -> Case:
+    return request.param
+
+
+def _synthetic(layout: str, root: Path) -> str:
+    return synthetic_dataset(layout, n=40, seed=2, image_size=64, root=root)
+
+
 @pytest.fixture(scope="module")
-def dataset_dir(tmp_path_factory) -> str:
-    return synthetic_dataset("siim", n=40, seed=2, image_size=64, root=tmp_path_factory.mktemp("siim"))
+def dataset_dir(tmp_path_factory, case) -> str:
+    return _synthetic(case.dataset, tmp_path_factory.mktemp(case.dataset))
 
 
 @pytest.fixture(scope="module")
@@ -27,23 +56,25 @@ def models_dir(twelve_block_pretrained) -> Path:
     return twelve_block_pretrained[0]
 
 
-def _workflow(root: Path, dataset_dir: str, models: Path, files=("train.json",), **overrides) -> ConfigWorkflow:
+def _workflow(
+    case: Case, root: Path, dataset_dir: str, models: Path, files=("train.json",), **overrides
+) -> ConfigWorkflow:
     return bundle_workflow(
-        CONFIGS, files, root, dataset_dir=dataset_dir, pretrained_dir=str(models), **{**FAST, **overrides}
+        case.configs, files, root, dataset_dir=dataset_dir, pretrained_dir=str(models), **{**FAST, **overrides}
     )
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, dataset_dir, models_dir) -> Path:
-    root = tmp_path_factory.mktemp("siim_bundle")
-    workflow = _workflow(root, dataset_dir, models_dir)
+def trained(tmp_path_factory, case, dataset_dir, models_dir) -> Path:
+    root = tmp_path_factory.mktemp(case.bundle)
+    workflow = _workflow(case, root, dataset_dir, models_dir)
     workflow.run()
     workflow.finalize()
     return root
 
 
-def test_train_config_properties(tmp_path, dataset_dir, models_dir):
-    assert _workflow(tmp_path, dataset_dir, models_dir).check_properties() == []
+def test_train_config_properties(tmp_path, case, dataset_dir, models_dir):
+    assert _workflow(case, tmp_path, dataset_dir, models_dir).check_properties() == []
 
 
 def test_short_training_writes_dice_overlays_and_the_model(trained):
@@ -55,16 +86,17 @@ def test_short_training_writes_dice_overlays_and_the_model(trained):
     assert "vit.patch_embedding.patch_embeddings.weight" in state and "out.conv.conv.weight" in state
 
 
-def test_evaluate_on_the_test_split(trained, dataset_dir, models_dir):
-    workflow = _workflow(trained, dataset_dir, models_dir, files=("train.json", "evaluate.json"))
+def test_evaluate_on_the_test_split(trained, case, dataset_dir, models_dir):
+    workflow = _workflow(case, trained, dataset_dir, models_dir, files=("train.json", "evaluate.json"))
     workflow.run()
     metrics = json.loads((trained / "eval" / "metrics_test.json").read_text())
     assert metrics["split"] == "test" and 0 <= metrics["val_dice"] <= 1
     assert list((trained / "eval" / "overlays_test").glob("overlay_*.png"))
 
 
-def test_frozen_encoder_training_leaves_the_encoder_unchanged(tmp_path, dataset_dir, models_dir):
-    workflow = _workflow(tmp_path, dataset_dir, models_dir, freeze_encoder=True, max_epochs=1)
+def test_frozen_encoder_training_leaves_the_encoder_unchanged(tmp_path, models_dir):
+    dataset_dir = _synthetic(SIIM.dataset, tmp_path / "data")
+    workflow = _workflow(SIIM, tmp_path, dataset_dir, models_dir, freeze_encoder=True, max_epochs=1)
     workflow.run()
     state = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
     pretrained = torch.load(models_dir / "model.pt", weights_only=True)
@@ -73,23 +105,24 @@ def test_frozen_encoder_training_leaves_the_encoder_unchanged(tmp_path, dataset_
     )
 
 
-def test_inference_writes_a_mask_image_per_input(trained, dataset_dir, models_dir):
+def test_inference_writes_a_mask_image_per_input(trained, case, dataset_dir, models_dir):
     from PIL import Image
 
     overrides = {"dataset_dir": dataset_dir, "pretrained_dir": str(models_dir), "dataloader#num_workers": 0}
-    workflow = bundle_workflow(CONFIGS, ["inference.json"], trained, **overrides)
+    workflow = bundle_workflow(case.configs, ["inference.json"], trained, **overrides)
     assert workflow.check_properties() == []
     workflow.run()
     masks = sorted((trained / "eval" / "inference").glob("*_mask.png"))
-    images = list(Path(dataset_dir, "dicom-images-train").rglob("*.dcm"))
+    images = list(Path(dataset_dir).glob(case.images))
     assert len(masks) == len(images) > 0
     values = np.asarray(Image.open(masks[0]))
     assert values.shape == (32, 32) and set(np.unique(values)) <= {0, 1}
 
 
-def test_few_shot_grid_writes_one_table(tmp_path, dataset_dir, models_dir):
+def test_few_shot_grid_writes_one_table(tmp_path, models_dir):
     from monai_mlip.downstream.grid import run_grid
 
+    dataset_dir = _synthetic(SIIM.dataset, tmp_path / "siim")
     rsna = synthetic_dataset("rsna", n=60, seed=1, image_size=64, root=tmp_path / "rsna")
     fast = {"num_workers": 0, "max_epochs": 1, "batch_size": 8}
     overrides = {
@@ -97,10 +130,13 @@ def test_few_shot_grid_writes_one_table(tmp_path, dataset_dir, models_dir):
         "siim_segmentation": {**fast, "dataset_dir": dataset_dir},
     }
     runs = tmp_path / "runs"
-    table = run_grid(models_dir, runs, fractions=(0.5,), overrides=overrides, bundles_dir=CONFIGS.parents[1])
+    tasks = list(overrides)
+    table = run_grid(models_dir, runs, fractions=(0.5,), tasks=tasks, overrides=overrides, bundles_dir=BUNDLES)
     lines = table.splitlines()
     assert lines[0].count("|") == 6
     assert "RSNA linear-probe AUC, mlip init" in lines[0] and "SIIM Dice, random init" in lines[0]
     cells = [cell.strip() for cell in lines[2].split("|")[1:-1]]
     assert cells[0] == "50 %" and all(cell == "n/a" or 0 <= float(cell) <= 1 for cell in cells[1:])
+    zero_shot = [cell.strip() for cell in lines[3].split("|")[1:-1]]  # classification, pre-trained encoder only
+    assert zero_shot[0] == "zero-shot" and 0 <= float(zero_shot[1]) <= 1 and zero_shot[2:] == ["", "", ""]
     assert (tmp_path / "runs" / "siim_segmentation_0.5_random" / "eval" / "metrics_test.json").is_file()

@@ -9,16 +9,20 @@ from monai_mlip.downstream.classification import (
     check_trainable,
     classifier_from_pretrained,
 )
+from monai_mlip.downstream.datasets import DATASETS, DownstreamDataset, downstream_dataset
 from monai_mlip.downstream.segmentation import SEGMENTATION_INITS, unetr_from_pretrained
 
 __all__ = [
+    "DATASETS",
     "INITS",
     "MODES",
     "SEGMENTATION_INITS",
     "CXRClassifier",
+    "DownstreamDataset",
     "ZeroShotLogits",
     "build_classifier",
     "check_trainable",
     "classifier_from_pretrained",
+    "downstream_dataset",
     "unetr_from_pretrained",
 ]

@@ -1,11 +1,11 @@
 """The few-shot grid: train and evaluate the downstream bundles for every data fraction and initialisation,
-and write one markdown table of test AUC and Dice.
+and write one markdown table of test AUC and Dice, with a zero-shot row for the classification tasks.
 
     python -m monai_mlip.downstream.grid --pretrained_dir bundles/mlip_pretrain/models --out few_shot.md
 
 Run it from the repository root (or pass ``--bundles_dir``). Each cell is a real bundle run
-(``train.json``, then ``train.json`` + ``evaluate.json``) in its own bundle root under ``--work``; the table
-cites the test-split figures the bundles wrote.
+(``train.json``, then ``train.json`` + ``evaluate.json``; zero-shot: ``evaluate.json`` with ``mode=zero_shot``)
+in its own bundle root under ``--work``; the table cites the test-split figures the bundles wrote.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from monai_mlip.bundle import bundle_workflow
 
 __all__ = ["TASKS", "run_grid"]
 
-# bundle, the metrics file evaluate.json writes, the figure to cite, and the column heading
+# bundle, the metrics file evaluate.json writes, the figure to cite, and the column heading; classification
+# tasks (a linear-probe metrics file) also get a zero-shot evaluation
+ZERO_SHOT_FILE = "metrics_test_zero_shot.json"
 TASKS: dict[str, tuple[str, str, str, str]] = {
     "rsna_classification": (
         "rsna_pneumonia_classification",
@@ -29,6 +31,13 @@ TASKS: dict[str, tuple[str, str, str, str]] = {
         "pneumonia/auc",
         "RSNA linear-probe AUC",
     ),
+    "siim_classification": (
+        "siim_pneumothorax_classification",
+        "metrics_test_linear_probe.json",
+        "pneumothorax/auc",
+        "SIIM linear-probe AUC",
+    ),
+    "rsna_segmentation": ("rsna_pneumonia_segmentation", "metrics_test.json", "val_dice", "RSNA Dice"),
     "siim_segmentation": ("siim_pneumothorax_segmentation", "metrics_test.json", "val_dice", "SIIM Dice"),
 }
 
@@ -56,31 +65,43 @@ def run_grid(
     unknown = sorted(set(tasks) - set(TASKS))
     if unknown:
         raise ValueError(f"unknown tasks {unknown}; choose from {sorted(TASKS)}")
-    results: dict[tuple[str, float, str], float | None] = {}
+    results: dict[tuple[str, float | str, str], float | None] = {}
     for task in tasks:
         bundle, metrics_file, figure, _ = TASKS[task]
+        configs = Path(bundles_dir) / bundle / "configs"
         for fraction in fractions:
             for init in inits:
                 root = Path(work_dir) / f"{task}_{fraction:g}_{init}"
                 cell = {"pretrained_dir": str(pretrained_dir), "fraction": fraction, "init": init}
                 cell.update((overrides or {}).get(task, {}))
-                configs = Path(bundles_dir) / bundle / "configs"
                 for files in (["train.json"], ["train.json", "evaluate.json"]):
-                    workflow = bundle_workflow(configs, files, root, **cell)
-                    workflow.run()
-                    workflow.finalize()
+                    _run(configs, files, root, cell)
                 results[task, fraction, init] = json.loads((root / "eval" / metrics_file).read_text()).get(figure)
+        if "linear_probe" in metrics_file and "mlip" in inits:
+            root = Path(work_dir) / f"{task}_zero_shot"
+            cell = {"pretrained_dir": str(pretrained_dir), "mode": "zero_shot", **(overrides or {}).get(task, {})}
+            _run(configs, ["train.json", "evaluate.json"], root, cell)
+            results[task, "zero-shot", "mlip"] = json.loads((root / "eval" / ZERO_SHOT_FILE).read_text()).get(figure)
     return _table(results, tasks, fractions, inits)
+
+
+def _run(configs: Path, files: Sequence[str], root: Path, overrides: Mapping[str, Any]) -> None:
+    workflow = bundle_workflow(configs, files, root, **overrides)
+    workflow.run()
+    workflow.finalize()
 
 
 def _table(results: Mapping, tasks: Sequence[str], fractions: Sequence[float], inits: Sequence[str]) -> str:
     columns = [(task, init) for task in tasks for init in inits]
     header = "| labels | " + " | ".join(f"{TASKS[task][3]}, {init} init" for task, init in columns) + " |"
     lines = [header, "|" + " --- |" * (len(columns) + 1)]
-    for fraction in fractions:
-        cells = [results[task, fraction, init] for task, init in columns]
-        shown = ["n/a" if value is None else f"{value:.3f}" for value in cells]
-        lines.append(f"| {fraction * 100:g} % | " + " | ".join(shown) + " |")
+    rows = [(f"{fraction * 100:g} %", fraction) for fraction in fractions]
+    if any(key[1] == "zero-shot" for key in results):
+        rows.append(("zero-shot", "zero-shot"))
+    for label, row in rows:
+        cells = [results.get((task, row, init), "") for task, init in columns]
+        shown = ["n/a" if value is None else value if value == "" else f"{value:.3f}" for value in cells]
+        lines.append(f"| {label} | " + " | ".join(shown) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -37,6 +37,7 @@ class _PretrainedBundleInferTask(BundleInferTask):
 
     def _load_bundle_config(self, path: str, config: str) -> ConfigParser:
         parser = super()._load_bundle_config(path, config)
+        parser.read_meta(os.path.join(path, "configs", "metadata.json"))  # as ``monai.bundle run`` does: ``@_meta_``
         parser["pretrained_dir"] = self.pretrained_dir
         return parser
 

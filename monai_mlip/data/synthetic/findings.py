@@ -46,6 +46,11 @@ FINDINGS = (
 )
 DEVICES = ("endotracheal_tube", "enteric_tube", "central_line", "picc", "pacemaker", "chest_tube")
 
+# Severity of a sampled finding. Below about 0.3 a finding is a few faint pixels at the 128-256 px the
+# models train on (a 0.1 pneumonia is a 10-pixel blob 0.3 brighter than lung at 128 px), so its label would
+# teach noise; the renderer still takes any severity in [0, 1] from an explicit FindingSpec.
+SAMPLED_SEVERITY = (0.3, 1.0)
+
 # Per-study probability of each finding (devices: of each device) in the three layouts. Findings are
 # drawn independently, so no finding predicts another.
 PREVALENCE: dict[str, dict[str, float]] = {
@@ -222,7 +227,7 @@ def sample_findings(rng: np.random.Generator, prevalence: Mapping[str, float]) -
         for kind in kinds:
             # Every draw happens whatever the outcome, so one finding's presence never shifts another's draws.
             present = rng.random() < prevalence.get(kind, 0.0)
-            severity = float(rng.uniform(0.0, 1.0))
+            severity = float(rng.uniform(*SAMPLED_SEVERITY))
             hedge = rng.random()
             side_draw, zone_draw, subtype_draw = rng.random(), rng.random(), rng.random()
             if not present:

@@ -76,7 +76,7 @@ METADATA_COLUMNS = (
     "PatientOrientationCodeSequence_CodeMeaning",
 )
 _VIEW_MEANING = {"PA": "postero-anterior", "AP": "antero-posterior", "LATERAL": "lateral"}
-_VERSION = 1
+_VERSION = 2  # bumped whenever the rendering changes, so a cached dataset is regenerated (2: severity floor)
 
 
 @dataclass
