@@ -116,7 +116,7 @@ def test_inference_writes_a_mask_image_per_input(trained, case, dataset_dir, mod
     images = list(Path(dataset_dir).glob(case.images))
     assert len(masks) == len(images) > 0
     values = np.asarray(Image.open(masks[0]))
-    assert values.shape == (32, 32) and set(np.unique(values)) <= {0, 1}
+    assert values.shape == (64, 64) and set(np.unique(values)) <= {0, 1}  # the image's grid, not the network's 32
 
 
 def test_few_shot_grid_writes_one_table(tmp_path, models_dir):
@@ -140,3 +140,20 @@ def test_few_shot_grid_writes_one_table(tmp_path, models_dir):
     zero_shot = [cell.strip() for cell in lines[3].split("|")[1:-1]]  # classification, pre-trained encoder only
     assert zero_shot[0] == "zero-shot" and 0 <= float(zero_shot[1]) <= 1 and zero_shot[2:] == ["", "", ""]
     assert (tmp_path / "runs" / "siim_segmentation_0.5_random" / "eval" / "metrics_test.json").is_file()
+
+
+def test_inference_masks_keep_a_non_square_image_geometry(trained, tmp_path, models_dir):
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 56), dtype=np.uint8)).save(folder / "wide.png")
+    overrides = {
+        "input_dir": str(folder),
+        "output_dir": str(tmp_path / "masks"),
+        "pretrained_dir": str(models_dir),
+        "dataloader#num_workers": 0,
+    }
+    bundle_workflow(SIIM.configs, ["inference.json"], trained, **overrides).run()
+    values = np.asarray(Image.open(tmp_path / "masks" / "wide_mask.png"))
+    assert values.shape == (40, 56) and set(np.unique(values)) <= {0, 1}

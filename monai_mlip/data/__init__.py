@@ -1,6 +1,6 @@
 """Data layer: chest X-ray readers, reports, masks, dataset manifests and preprocessing."""
 
-from monai_mlip.data.image_io import LoadCXR, LoadCXRd, find_images, read_cxr
+from monai_mlip.data.image_io import LoadCXR, LoadCXRd, RowsFirstPILWriter, find_images, read_cxr
 from monai_mlip.data.manifests import (
     CHEXPERT_5X200_CLASSES,
     CHEXPERT_LABELS,
@@ -42,6 +42,7 @@ __all__ = [
     "LoadCXRd",
     "Manifest",
     "RLEToMaskd",
+    "RowsFirstPILWriter",
     "TokenizeReportd",
     "attach_reports",
     "boxes_to_mask",

@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 from monai.config import KeysCollection
-from monai.data import MetaTensor
+from monai.data import MetaTensor, PILWriter
 from monai.transforms import MapTransform, Transform
 
 from monai_mlip.errors import ImageReadError
 
-__all__ = ["LoadCXR", "LoadCXRd", "find_images", "read_cxr"]
+__all__ = ["LoadCXR", "LoadCXRd", "RowsFirstPILWriter", "find_images", "read_cxr"]
 
 DICOM_SUFFIXES = {".dcm", ".dicom", ""}
 RASTER_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
@@ -295,3 +295,15 @@ def find_images(folder: str | os.PathLike, recursive: bool = True) -> list[str]:
     if not found:
         raise ImageReadError(folder, f"no image files ({', '.join(sorted(known))}) in the folder")
     return found
+
+
+class RowsFirstPILWriter(PILWriter):
+    """MONAI's ``PILWriter`` for the readers' rows-first ``[C, H, W]`` arrays (``SaveImaged(writer=...)``).
+
+    MONAI's own PNG convention is columns first (its ``PILReader`` swaps the axes on reading and
+    ``PILWriter`` swaps them back on writing); the arrays here are rows first, so a mask written with the
+    stock writer would come out transposed.
+    """
+
+    def write(self, filename: str | os.PathLike, verbose: bool = False, **kwargs: Any) -> None:
+        super().write(filename, verbose=verbose, reverse_indexing=False, **kwargs)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from monai.bundle import ConfigParser
+from monai.transforms import Invertd, SaveImaged
 from monailabel.interfaces.tasks.infer_v2 import InferType
 from monailabel.tasks.infer.bundle import BundleInferTask
 
@@ -53,9 +54,16 @@ class ClassificationInferTask(_PretrainedBundleInferTask):
 
 
 class SegmentationInferTask(_PretrainedBundleInferTask):
-    """A 2D mask of a segmentation bundle on the original image's pixel grid, as a label image file."""
+    """A 2D mask of a segmentation bundle on the original image's pixel grid, as a label image file.
+
+    MONAI Label inverts the preprocessing itself (:meth:`run_invert_transforms`, before the post-processing),
+    so the bundle's own ``Invertd`` (for runs outside MONAI Label) is left out with its ``SaveImaged``.
+    """
 
     infer_type = InferType.SEGMENTATION
+
+    def __init__(self, path: str, conf: dict[str, str], pretrained_dir: str | os.PathLike, **kwargs: Any) -> None:
+        super().__init__(path, conf, pretrained_dir, post_filter=[SaveImaged, Invertd], **kwargs)
 
     def run_invert_transforms(
         self, data: dict[str, Any], pre_transforms: Sequence[Callable], names: Sequence[str] | None
