@@ -1,23 +1,46 @@
-"""Every bundle's metadata passes MONAI's schema (an offline copy; skipped with a reason where it is absent)."""
+"""Every bundle's metadata passes MONAI's schema (an offline copy; skipped with a reason where it is absent), and
+a downstream bundle's metadata names the bundle and the dataset its shared configs serve."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from monai.bundle import verify_metadata
+from monai.bundle import ConfigWorkflow, verify_metadata
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO.parent / "shared" / "monai" / "meta_schema.json"
 BUNDLES = sorted(path.parent.parent for path in (REPO / "bundles").glob("*/configs/metadata.json"))
+DOWNSTREAM_KINDS = ("classification", "segmentation")
+DOWNSTREAM = [bundle for bundle in BUNDLES if bundle.name.endswith(("_classification", "_segmentation"))]
 
 
 def test_every_bundle_is_covered():
     names = {bundle.name for bundle in BUNDLES}
-    assert {"mlip_pretrain", "rsna_pneumonia_classification", "siim_pneumothorax_segmentation"} <= names
+    downstream = {f"{data}_{task}" for data in ("rsna_pneumonia", "siim_pneumothorax") for task in DOWNSTREAM_KINDS}
+    assert {"mlip_pretrain", *downstream} <= names
 
 
 @pytest.mark.skipif(not SCHEMA.is_file(), reason=f"MONAI's metadata schema is not at {SCHEMA} (offline copy)")
 @pytest.mark.parametrize("bundle", BUNDLES, ids=lambda path: path.name)
 def test_metadata_is_valid(bundle):
     verify_metadata(meta_file=str(bundle / "configs" / "metadata.json"), filepath=str(SCHEMA))
+
+
+@pytest.mark.parametrize("bundle", DOWNSTREAM, ids=lambda path: path.name)
+def test_a_downstream_bundle_runs_its_shared_configs_as_itself(bundle, monkeypatch):
+    """The README's way (``--config_file bundles/<name>/configs/train.json`` from the repository root, no
+    meta file): MONAI reads the metadata beside the linked config, which names this bundle and its dataset."""
+    from monai_mlip.downstream import DATASETS
+
+    monkeypatch.chdir(REPO)
+    for name in ("train.json", "evaluate.json", "inference.json"):
+        assert (bundle / "configs" / name).resolve().parent == REPO / "configs" / "downstream"
+    workflow = ConfigWorkflow(config_file=f"bundles/{bundle.name}/configs/train.json", workflow_type="train")
+    meta = workflow.parser["_meta_"]
+    assert meta["downstream"]["bundle"] == bundle.name and meta["downstream"]["dataset"] in DATASETS
+    assert bundle.name.startswith(meta["downstream"]["dataset"])
+    dataset = workflow.parser.get_parsed_content("downstream")
+    channels = meta["network_data_format"]["outputs"]["pred"]["channel_def"]
+    assert channels == {"0": dataset.finding.lower()}
+    assert workflow.parser.get_parsed_content("bundle_root") == str(bundle)

@@ -144,3 +144,16 @@ def test_the_real_data_presets_point_the_bundles_at_a_dataset_folder(tmp_path, p
         )
         assert workflow.parser["on_error"] == "skip"
         assert len(workflow.parser.get_parsed_content("train_manifest")) > 0
+
+
+def test_the_caches_hold_preprocessed_images(tmp_path, case, dataset_dir, pretrained_models_dir):
+    """``CacheDataset`` caches up to the first random transform: a nested ``Compose`` would be one, leaving
+    full-resolution images in memory (tens of GB on real RSNA/SIIM); the configs flatten the pipelines."""
+    from monai.transforms import Randomizable
+
+    workflow = _workflow(case, tmp_path, dataset_dir, pretrained_models_dir)
+    for split in ("train", "validate"):
+        pipeline = workflow.parser.get_parsed_content(f"{split}#dataset").transform
+        first_random = pipeline.get_index_of_first(lambda step: isinstance(step, Randomizable))
+        names = [type(step).__name__ for step in pipeline.transforms[:first_random]]
+        assert "Compose" not in names and any(name.startswith("Resize") for name in names), (split, names)

@@ -4,7 +4,7 @@ The classification bundles of RSNA and SIIM share one set of configs (``configs/
 the segmentation bundles; what differs between the two datasets lives here: the manifest builder, the
 finding the label means (and so the zero-shot prompt set), how a segmentation mask is made from the
 dataset's annotation, the images folder and the synthetic layout. A bundle names its dataset in its
-``configs/metadata.json`` under ``"downstream"``, which :func:`bundle_dataset` reads.
+``configs/metadata.json`` under ``"downstream"``, which :func:`downstream_dataset` reads.
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ def run_grid(
                 results[task, fraction, init] = json.loads((root / "eval" / metrics_file).read_text()).get(figure)
         if "linear_probe" in metrics_file and "mlip" in inits:
             root = Path(work_dir) / f"{task}_zero_shot"
-            cell = {"pretrained_dir": str(pretrained_dir), "mode": "zero_shot", **(overrides or {}).get(task, {})}
+            cell = {**(overrides or {}).get(task, {}), "pretrained_dir": str(pretrained_dir), "mode": "zero_shot"}
             _run(configs, ["train.json", "evaluate.json"], root, cell)
             results[task, "zero-shot", "mlip"] = json.loads((root / "eval" / ZERO_SHOT_FILE).read_text()).get(figure)
     return _table(results, tasks, fractions, inits)

@@ -32,6 +32,11 @@ class _PretrainedBundleTrainTask(BundleTrainTask):
         self.pretrained_dir = str(pretrained_dir)
         super().__init__(path, conf)
 
+    def __call__(self, request: dict[str, Any], datastore: Datastore) -> dict[str, Any]:
+        # The downstream bundles have no multi_gpu_train.json; with MONAI Label's default (multi_gpu true) a
+        # machine with several GPUs would log a warning and train nothing.
+        return super().__call__({**request, "multi_gpu": False}, datastore)
+
     def _labelled(self, datalist: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The datastore's (image, label file) pairs in the form the bundle trains on."""
         raise NotImplementedError
