@@ -44,3 +44,17 @@ def test_a_downstream_bundle_runs_its_shared_configs_as_itself(bundle, monkeypat
     channels = meta["network_data_format"]["outputs"]["pred"]["channel_def"]
     assert channels == {"0": dataset.finding.lower()}
     assert workflow.parser.get_parsed_content("bundle_root") == str(bundle)
+
+
+@pytest.mark.parametrize("bundle", DOWNSTREAM, ids=lambda path: path.name)
+def test_what_monai_label_builds_from_inference_json_leaves_the_dataset_alone(bundle, tmp_path):
+    """MONAI Label instantiates ``preprocessing``, ``inferer`` and ``postprocessing`` of ``inference.json``
+    in its server: none may reach the dataset (the synthetic default would be generated in there)."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "inference.json"))
+    parser.read_meta(str(bundle / "configs" / "metadata.json"))
+    parser.update({"bundle_root": str(tmp_path), "image_size": 32, "dataset_dir": "$int('the dataset was read')"})
+    for key in ("preprocessing", "inferer", "postprocessing"):
+        parser.get_parsed_content(key)

@@ -112,7 +112,7 @@ def test_inference_writes_a_mask_image_per_input(trained, case, dataset_dir, mod
     workflow = bundle_workflow(case.configs, ["inference.json"], trained, **overrides)
     assert workflow.check_properties() == []
     workflow.run()
-    masks = sorted((trained / "eval" / "inference").rglob("*_mask.png"))  # sub-folders mirror the input folder
+    masks = sorted((trained / "eval" / "inference").glob("*_mask.png"))
     images = list(Path(dataset_dir).glob(case.images))
     assert len(masks) == len(images) > 0
     values = np.asarray(Image.open(masks[0]))
