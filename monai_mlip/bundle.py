@@ -35,9 +35,12 @@ T = TypeVar("T")
 
 def bundle_root(name: str) -> str:
     """The folder of bundle ``name``: ``bundles/<name>`` under the working directory when run from the repository
-    root, else the working directory itself (run from inside the bundle, the model-zoo way)."""
-    candidate = Path("bundles") / name
-    return str(candidate.resolve() if (candidate / "configs").is_dir() else Path.cwd())
+    root; ``../<name>`` when run from inside a bundle beside it (the model-zoo way: a downstream bundle finds
+    ``mlip_pretrain``); else the working directory itself (run from inside the bundle ``name``)."""
+    for candidate in (Path("bundles") / name, Path("..") / name):
+        if (candidate / "configs").is_dir():
+            return str(candidate.resolve())
+    return str(Path.cwd())
 
 
 def bundle_workflow(

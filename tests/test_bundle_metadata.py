@@ -58,3 +58,14 @@ def test_what_monai_label_builds_from_inference_json_leaves_the_dataset_alone(bu
     parser.update({"bundle_root": str(tmp_path), "image_size": 32, "dataset_dir": "$int('the dataset was read')"})
     for key in ("preprocessing", "inferer", "postprocessing"):
         parser.get_parsed_content(key)
+
+
+def test_bundle_roots_from_the_repository_and_from_inside_a_bundle(monkeypatch):
+    from monai_mlip.bundle import bundle_root
+
+    monkeypatch.chdir(REPO)
+    assert bundle_root("mlip_pretrain") == str(REPO / "bundles" / "mlip_pretrain")
+    inside = REPO / "bundles" / "rsna_pneumonia_classification"
+    monkeypatch.chdir(inside)
+    assert bundle_root("rsna_pneumonia_classification") == str(inside)
+    assert bundle_root("mlip_pretrain") == str(REPO / "bundles" / "mlip_pretrain")  # its pre-trained encoder
