@@ -24,6 +24,7 @@ __all__ = [
     "load_pretrained",
     "prepare_once",
     "rank_zero_first",
+    "run_bundle",
     "save_model_config",
     "synthetic_dataset",
 ]
@@ -68,6 +69,16 @@ def bundle_workflow(
         **overrides,
     )
     workflow.initialize()
+    return workflow
+
+
+def run_bundle(
+    configs_dir: str | os.PathLike, files: Sequence[str], bundle_root: str | os.PathLike, **overrides: object
+):
+    """Run a bundle's config files to the end (:func:`bundle_workflow`, ``run``, ``finalize``); returns the workflow."""
+    workflow = bundle_workflow(configs_dir, files, bundle_root, **overrides)
+    workflow.run()
+    workflow.finalize()
     return workflow
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -112,3 +113,32 @@ def write_dicom(path: Path, stored: np.ndarray, **attributes) -> Path:
     ds.PixelData = np.ascontiguousarray(stored).tobytes()
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+@dataclass(frozen=True)
+class DownstreamCase:
+    """A downstream bundle under test: its folder name, synthetic layout, image glob and metric prefix."""
+
+    bundle: str
+    dataset: str
+    images: str
+    finding: str = ""
+
+    @property
+    def configs(self) -> Path:
+        return Path(__file__).resolve().parents[1] / "bundles" / self.bundle / "configs"
+
+    def workflow(self, root: Path, dataset_dir: str, models: Path, files=("train.json",), **overrides):
+        """The initialised workflow on ``dataset_dir`` and the pre-trained ``models``, writing into ``root``."""
+        from monai_mlip.bundle import bundle_workflow
+
+        return bundle_workflow(
+            self.configs, files, root, dataset_dir=dataset_dir, pretrained_dir=str(models), **overrides
+        )
+
+    def train(self, root: Path, dataset_dir: str, models: Path, **overrides) -> Path:
+        """Run the bundle's ``train.json`` to the end; returns ``root``."""
+        from monai_mlip.bundle import run_bundle
+
+        run_bundle(self.configs, ["train.json"], root, dataset_dir=dataset_dir, pretrained_dir=str(models), **overrides)
+        return root

@@ -4,7 +4,6 @@ properties, short train + evaluate, zero-shot, inference."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -12,26 +11,15 @@ import torch
 from monai.bundle import ConfigWorkflow
 
 from monai_mlip.bundle import bundle_workflow, synthetic_dataset
+from tests.conftest import DownstreamCase as Case
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = {"batch_size": 8, "num_workers": 0, "max_epochs": 2, "validate#dataloader#batch_size": 16}
 
 
-@dataclass(frozen=True)
-class Case:
-    bundle: str
-    dataset: str  # synthetic layout
-    finding: str  # metric prefix
-    images: str  # glob of the layout's images
-
-    @property
-    def configs(self) -> Path:
-        return REPO / "bundles" / self.bundle / "configs"
-
-
 CASES = [
-    Case("rsna_pneumonia_classification", "rsna", "pneumonia", "stage_2_train_images/*.dcm"),
-    Case("siim_pneumothorax_classification", "siim", "pneumothorax", "dicom-images-train/**/*.dcm"),
+    Case("rsna_pneumonia_classification", "rsna", "stage_2_train_images/*.dcm", "pneumonia"),
+    Case("siim_pneumothorax_classification", "siim", "dicom-images-train/**/*.dcm", "pneumothorax"),
 ]
 
 
@@ -48,18 +36,12 @@ def dataset_dir(tmp_path_factory, case) -> str:
 def _workflow(
     case: Case, root: Path, dataset_dir: str, models: Path, files=("train.json",), **overrides
 ) -> ConfigWorkflow:
-    return bundle_workflow(
-        case.configs, files, root, dataset_dir=dataset_dir, pretrained_dir=str(models), **{**FAST, **overrides}
-    )
+    return case.workflow(root, dataset_dir, models, files, **{**FAST, **overrides})
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, case, dataset_dir, pretrained_models_dir) -> Path:
-    root = tmp_path_factory.mktemp(case.bundle)
-    workflow = _workflow(case, root, dataset_dir, pretrained_models_dir)
-    workflow.run()
-    workflow.finalize()
-    return root
+    return case.train(tmp_path_factory.mktemp(case.bundle), dataset_dir, pretrained_models_dir, **FAST)
 
 
 def test_train_config_properties(tmp_path, case, dataset_dir, pretrained_models_dir):

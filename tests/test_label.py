@@ -14,7 +14,7 @@ import torch
 from monai.bundle import ConfigParser
 from PIL import Image
 
-from monai_mlip.bundle import bundle_workflow
+from monai_mlip.bundle import run_bundle
 from monai_mlip.data import LoadCXRd, cxr_transforms, read_cxr
 from monai_mlip.errors import ImageReadError
 from monai_mlip.label import (
@@ -196,9 +196,7 @@ def test_a_segmentation_bundle_trains_on_mask_files(tmp_path, twelve_block_pretr
         "max_epochs": 1,
         "num_workers": 0,
     }
-    workflow = bundle_workflow(installed / "configs", ["train.json"], installed, **overrides)
-    workflow.run()
-    workflow.finalize()
+    run_bundle(installed / "configs", ["train.json"], installed, **overrides)
     trained = torch.load(installed / "models" / "model.pt", weights_only=True)
     assert trained.keys() == seeded.keys()
     assert not torch.equal(trained["out.conv.conv.weight"], seeded["out.conv.conv.weight"])

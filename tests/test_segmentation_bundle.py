@@ -4,7 +4,6 @@ short train + evaluate, frozen encoder, inference, and the few-shot grid."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,21 +12,11 @@ import torch
 from monai.bundle import ConfigWorkflow
 
 from monai_mlip.bundle import bundle_workflow, synthetic_dataset
+from tests.conftest import DownstreamCase as Case
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLES = REPO / "bundles"
 FAST = {"batch_size": 4, "num_workers": 0, "max_epochs": 2, "validate#dataloader#batch_size": 8}
-
-
-@dataclass(frozen=True)
-class Case:
-    bundle: str
-    dataset: str  # synthetic layout
-    images: str  # glob of the layout's images
-
-    @property
-    def configs(self) -> Path:
-        return BUNDLES / self.bundle / "configs"
 
 
 CASES = [
@@ -59,18 +48,12 @@ def models_dir(twelve_block_pretrained) -> Path:
 def _workflow(
     case: Case, root: Path, dataset_dir: str, models: Path, files=("train.json",), **overrides
 ) -> ConfigWorkflow:
-    return bundle_workflow(
-        case.configs, files, root, dataset_dir=dataset_dir, pretrained_dir=str(models), **{**FAST, **overrides}
-    )
+    return case.workflow(root, dataset_dir, models, files, **{**FAST, **overrides})
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, case, dataset_dir, models_dir) -> Path:
-    root = tmp_path_factory.mktemp(case.bundle)
-    workflow = _workflow(case, root, dataset_dir, models_dir)
-    workflow.run()
-    workflow.finalize()
-    return root
+    return case.train(tmp_path_factory.mktemp(case.bundle), dataset_dir, models_dir, **FAST)
 
 
 def test_train_config_properties(tmp_path, case, dataset_dir, models_dir):

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from monai_mlip.bundle import bundle_workflow
+from monai_mlip.bundle import run_bundle
 
 __all__ = ["TASKS", "run_grid"]
 
@@ -75,20 +75,14 @@ def run_grid(
                 cell = {"pretrained_dir": str(pretrained_dir), "fraction": fraction, "init": init}
                 cell.update((overrides or {}).get(task, {}))
                 for files in (["train.json"], ["train.json", "evaluate.json"]):
-                    _run(configs, files, root, cell)
+                    run_bundle(configs, files, root, **cell)
                 results[task, fraction, init] = json.loads((root / "eval" / metrics_file).read_text()).get(figure)
         if "linear_probe" in metrics_file and "mlip" in inits:
             root = Path(work_dir) / f"{task}_zero_shot"
             cell = {**(overrides or {}).get(task, {}), "pretrained_dir": str(pretrained_dir), "mode": "zero_shot"}
-            _run(configs, ["train.json", "evaluate.json"], root, cell)
+            run_bundle(configs, ["train.json", "evaluate.json"], root, **cell)
             results[task, "zero-shot", "mlip"] = json.loads((root / "eval" / ZERO_SHOT_FILE).read_text()).get(figure)
     return _table(results, tasks, fractions, inits)
-
-
-def _run(configs: Path, files: Sequence[str], root: Path, overrides: Mapping[str, Any]) -> None:
-    workflow = bundle_workflow(configs, files, root, **overrides)
-    workflow.run()
-    workflow.finalize()
 
 
 def _table(results: Mapping, tasks: Sequence[str], fractions: Sequence[float], inits: Sequence[str]) -> str:
