@@ -55,18 +55,16 @@ def write_pretrained_models(root: Path, vision_kwargs: dict):
 
 
 @pytest.fixture(scope="session")
-def pretrained_models_dir(tmp_path_factory) -> Path:
-    """A pre-training ``models`` folder with a 2-block tower (width 32, 32 px)."""
+def pretrained_model(tmp_path_factory):
+    """``(models folder, model)`` of a pre-training run with a 2-block tower (width 32, 32 px)."""
     root = tmp_path_factory.mktemp("pretrained_models")
-    write_pretrained_models(root, {"embed_dim": 32, "depth": 2, "num_heads": 2})
-    return root
+    return root, write_pretrained_models(root, {"embed_dim": 32, "depth": 2, "num_heads": 2})
 
 
 @pytest.fixture(scope="session")
-def twelve_block_pretrained(tmp_path_factory):
-    """``(models folder, model)`` of a tower with the 12 blocks UNETR takes its skips from (width 32, 32 px)."""
-    root = tmp_path_factory.mktemp("pretrained_12_blocks")
-    return root, write_pretrained_models(root, {"embed_dim": 32, "depth": 12, "num_heads": 2})
+def pretrained_models_dir(pretrained_model) -> Path:
+    """The ``models`` folder of :func:`pretrained_model`."""
+    return pretrained_model[0]
 
 
 def xrv_data_file(name: str) -> Path:

@@ -19,6 +19,7 @@ from monai_mlip.networks import (
     to_monai_vit,
     vit_state_dict_for_monai,
 )
+from monai_mlip.networks.convert import block_places
 
 SMALL = {"embed_dim": 32, "depth": 12, "num_heads": 2}  # UNETR always has 12 blocks
 TOL = {"atol": 1e-5, "rtol": 1e-4}
@@ -125,6 +126,58 @@ def test_unetr_encoder_from_an_mlip_state_dict(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(unetr.vit(image)[0], mlip.vision(image).patch_features, **TOL)
         assert unetr(image).shape == (2, 2, 32, 32)
+
+
+def test_block_places():
+    assert block_places(12, 12) == list(range(12))
+    assert block_places(4, 12) == [2, 5, 8, 11]
+    assert block_places(6, 12) == [1, 3, 5, 7, 9, 11]
+    assert block_places(14, 12) == list(range(12))
+
+
+def test_a_shallower_tower_fills_unetr_with_identity_blocks():
+    tower = trained_like(
+        VisionTower(
+            "vit_tiny_patch16_224",
+            image_size=32,
+            class_token=False,
+            global_pool="avg",
+            fc_norm=False,
+            embed_dim=32,
+            depth=4,
+            num_heads=2,
+        )
+    )
+    unetr = UNETR(
+        in_channels=1,
+        out_channels=1,
+        img_size=32,
+        hidden_size=32,
+        mlp_dim=128,
+        num_heads=2,
+        spatial_dims=2,
+        qkv_bias=True,
+    )
+    result = load_vit_weights(unetr.vit, tower.state_dict())
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    image = torch.randn(2, 1, 32, 32)
+    trunk = tower.trunk
+    with torch.no_grad():
+        features, hidden = unetr.eval().vit(image)
+        torch.testing.assert_close(features, tower(image).patch_features, **TOL)
+        tokens = trunk._pos_embed(trunk.patch_embed(image))
+        outputs = []
+        for block in trunk.blocks:
+            tokens = block(tokens)
+            outputs.append(tokens)
+    # UNETR's skips (outputs of blocks 3, 6, 9) see the tower's blocks 1, 2 and 3
+    for skip, depth in ((3, 0), (6, 1), (9, 2)):
+        torch.testing.assert_close(hidden[skip], outputs[depth], **TOL)
+    # the identity blocks train: their output projections get gradients
+    unetr.train()
+    unetr(image).sum().backward()
+    assert unetr.vit.blocks[0].attn.out_proj.weight.grad.abs().sum() > 0
+    assert unetr.vit.blocks[0].mlp.linear2.weight.grad.abs().sum() > 0
 
 
 def test_unetr_at_another_size_and_from_a_class_token_tower(cls_tower):

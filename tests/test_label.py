@@ -178,8 +178,8 @@ def test_install_bundle_seeds_weights_from_the_pretrained_encoder_and_keeps_fine
     assert "fine" in torch.load(installed / "models" / "model.pt", weights_only=True)  # the weights are kept
 
 
-def test_a_segmentation_bundle_trains_on_mask_files(tmp_path, twelve_block_pretrained):
-    models_dir = twelve_block_pretrained[0]
+def test_a_segmentation_bundle_trains_on_mask_files(tmp_path, pretrained_model):
+    models_dir = pretrained_model[0]
     installed = install_bundle(_bundle("segmentation"), tmp_path / "model", models_dir)
     image, mask = _chest()
     items = [

@@ -124,7 +124,7 @@ def studies(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, studies, twelve_block_pretrained) -> Iterator[Server]:
+def server(tmp_path_factory, studies, pretrained_model) -> Iterator[Server]:
     """The app on a free port of 127.0.0.1, serving one classification and one segmentation bundle."""
     root = tmp_path_factory.mktemp("label_app")
     app = root / "app"
@@ -139,7 +139,7 @@ def server(tmp_path_factory, studies, twelve_block_pretrained) -> Iterator[Serve
         *("--app", str(app), "--studies", str(studies)),
         *("--conf", "models", f"{CLASSIFICATION},{SEGMENTATION}"),
         *("--conf", "bundles", str(REPO / "bundles")),
-        *("--conf", "pretrained_dir", str(twelve_block_pretrained[0])),
+        *("--conf", "pretrained_dir", str(pretrained_model[0])),
         *("--conf", "zoo_source", "local", "--conf", "sam2", "false"),
         *("--host", "127.0.0.1", "--port", str(port)),
     ]

@@ -57,7 +57,7 @@ def make_batch(model: MLIP, batch_size: int = 4, max_length: int = 48) -> dict[s
 def test_tiny_preset_sizes(model):
     vision = model.vision
     assert (vision.image_size, vision.patch_size, vision.grid_size, vision.num_patches) == (128, 16, (8, 8), 64)
-    assert (vision.embed_dim, len(vision.trunk.blocks), vision.trunk.blocks[0].attn.num_heads) == (128, 12, 4)
+    assert (vision.embed_dim, len(vision.trunk.blocks), vision.trunk.blocks[0].attn.num_heads) == (128, 4, 4)
     assert not vision.trunk.has_class_token and vision.trunk.global_pool == "avg"
     assert vision.in_chans == 1 and model.embed_dim == 128
     assert model.text.hidden_size == 128 and model.text.max_length == 128

@@ -162,7 +162,7 @@ def test_factory_overrides(text_dir):
     assert len(model.vision.trunk.blocks) == 2 and model.vision.embed_dim == 128  # merged into the preset's kwargs
     assert model.mask_ratio == 0.75 and model.text.max_sentences == 4 and model.vision.grid_size == (4, 4)
     assert model.config.vision_kwargs["class_token"] is False
-    assert PRESETS["tiny"].vision_kwargs["depth"] == 12  # presets are not changed by overrides
+    assert PRESETS["tiny"].vision_kwargs["depth"] == 4  # presets are not changed by overrides
     no_vit_kwargs = dict.fromkeys(PRESETS["tiny"].vision_kwargs)
     with pytest.raises(TypeError, match="not a timm VisionTransformer"):
         create_mlip(

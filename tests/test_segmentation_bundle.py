@@ -41,8 +41,8 @@ def dataset_dir(tmp_path_factory, case) -> str:
 
 
 @pytest.fixture(scope="module")
-def models_dir(twelve_block_pretrained) -> Path:
-    return twelve_block_pretrained[0]
+def models_dir(pretrained_model) -> Path:
+    return pretrained_model[0]
 
 
 def _workflow(

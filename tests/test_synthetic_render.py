@@ -199,6 +199,27 @@ def test_real_shapes_from_torchxrayvision():
         assert drawn.sentence
 
 
+def test_real_pneumothorax_grows_with_severity():
+    """Most real SIIM masks are a few pixels at the size models train on: the renderer grows them to the
+    share of their lung that the severity asks for."""
+    pytest.importorskip("torchxrayvision")
+    from monai_mlip.data.synthetic.anatomy import render_anatomy, sample_anatomy
+    from monai_mlip.data.synthetic.fields import field_bank
+    from monai_mlip.data.synthetic.findings import _pneumothorax_extent, render_finding
+    from monai_mlip.data.synthetic.real_shapes import real_shapes
+
+    bank = field_bank(128)
+    for severity in (0.3, 1.0):
+        shares = []
+        for seed in range(8):
+            rng = np.random.default_rng(seed)
+            scene = render_anatomy(sample_anatomy(rng, "PA"), 128, bank, rng)
+            spec = FindingSpec("pneumothorax", "right", "", severity)
+            finding = render_finding(scene, spec, rng, bank, real_shapes())
+            shares.append(finding.mask.sum() / (scene.lung[finding.side] > 0.5).sum())
+        assert min(shares) > 0.9 * _pneumothorax_extent(severity), (severity, shares)
+
+
 @pytest.mark.parametrize("name", ["pneumonia", "nodule", "atelectasis"])
 def test_zone_words_match_where_the_lesion_is(name):
     """Upper-zone lesions lie above middle-zone ones, which lie above lower-zone ones (in the same patient)."""

@@ -16,6 +16,10 @@ timm (``VisionTower.trunk``)           MONAI ``ViT``
 ``norm``                               ``norm``
 =====================================  ==========================================
 
+A tower shallower than the target (the tiny preset's 4 blocks into ``UNETR``'s fixed 12) is spread over
+the target's blocks by :func:`block_places`; the blocks left over get zero output projections, which
+makes a pre-norm block the identity, so the converted network still computes the tower's function.
+
 Details: MONAI's LayerNorms default to ``eps=1e-5`` and timm's to ``1e-6``; the converter sets the
 target's ``eps`` to the source's. A 3-channel patch embedding converted to a 1-channel network is summed
 over the colour channels (timm's ``adapt_input_conv``), which equals feeding the grey image replicated to
@@ -41,7 +45,14 @@ from torch import nn
 
 from monai_mlip.networks.vision import VisionTower
 
-__all__ = ["LoadResult", "load_vit_weights", "monai_vit_shape", "to_monai_vit", "vit_state_dict_for_monai"]
+__all__ = [
+    "LoadResult",
+    "block_places",
+    "load_vit_weights",
+    "monai_vit_shape",
+    "to_monai_vit",
+    "vit_state_dict_for_monai",
+]
 
 _ANCHOR = "patch_embed.proj.weight"
 _BLOCK_KEYS = {
@@ -117,16 +128,51 @@ def vit_state_dict_for_monai(
         else:
             source["cls_token"] = cls_token  # reported: the target has no class token
 
-    for index in range(len(target.blocks)):
+    depth = len({key.split(".")[1] for key in source if key.startswith("blocks.")})
+    places = block_places(depth, len(target.blocks))
+    for index, place in enumerate(places):
         for timm_name, monai_name in _BLOCK_KEYS.items():
             for kind in ("weight", "bias"):
                 key = f"blocks.{index}.{timm_name}.{kind}"
                 if key in source:
-                    mapped[f"blocks.{index}.{monai_name}.{kind}"] = source.pop(key)
+                    mapped[f"blocks.{place}.{monai_name}.{kind}"] = source.pop(key)
+    mapped.update(_identity_blocks(target, set(range(len(target.blocks))) - set(places)))
     for kind in ("weight", "bias"):
         if f"norm.{kind}" in source:
             mapped[f"norm.{kind}"] = source.pop(f"norm.{kind}")
     return mapped, sorted(source)
+
+
+def block_places(depth: int, target_depth: int) -> list[int]:
+    """Where each of ``depth`` source blocks goes among ``target_depth`` MONAI blocks.
+
+    Equal depths map one to one. A shallower tower is spread evenly and ends on the last block (4 into 12:
+    ``[2, 5, 8, 11]``), so ``UNETR``'s skips from the outputs of blocks 3, 6 and 9 see the tower's blocks
+    1, 2 and 3 rather than all its last; the blocks between become identities (:func:`_identity_blocks`).
+    A deeper tower keeps its first ``target_depth`` blocks (the rest are reported unexpected).
+    """
+    if depth >= target_depth:
+        return list(range(target_depth))
+    return [round((index + 1) * target_depth / depth) - 1 for index in range(depth)]
+
+
+def _identity_blocks(target: ViT, indices: set[int]) -> dict[str, torch.Tensor]:
+    """Weights that make the pre-norm blocks ``indices`` of ``target`` compute the identity.
+
+    A block adds ``attn(norm1(x))`` and then ``mlp(norm2(x))`` to its input; with the attention's output
+    projection and the MLP's last layer at zero both terms vanish, whatever the other weights. Those keep
+    the target's initial values, so fine-tuning can grow the blocks from the identity.
+    """
+    weights = target.state_dict()
+    identity = {}
+    for index in indices:
+        for name, value in weights.items():
+            if name.startswith(f"blocks.{index}.") and "cross_attn" not in name:
+                zero = name.endswith(
+                    (".attn.out_proj.weight", ".attn.out_proj.bias", ".mlp.linear2.weight", ".mlp.linear2.bias")
+                )
+                identity[name] = torch.zeros_like(value) if zero else value.clone()
+    return identity
 
 
 def load_vit_weights(

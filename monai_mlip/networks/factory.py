@@ -8,11 +8,13 @@ Presets:
 
 - ``paper``: timm ``vit_base_patch16_224`` (ImageNet weights from the local cache by default) at 224 px,
   ``emilyalsentzer/Bio_ClinicalBERT``, shared space of 512, mask ratio 0.5, a 2-block 512-wide decoder.
-- ``tiny``: for CPU runs on small data. A 12-block ViT of width 128 with 4 heads, patch 16 at 128 px
+- ``tiny``: for CPU runs on small data. A 4-block ViT of width 128 with 4 heads, patch 16 at 128 px
   (8 x 8 = 64 patches), no class token, average pooling and a final LayerNorm on the tokens
   (``fc_norm=False``): that layout is exactly MONAI's ``ViT``/``UNETR`` encoder, so the converted
-  network reproduces the tower (:mod:`monai_mlip.networks.convert`); 12 blocks because ``UNETR``
-  always has 12. Random initialisation. The text model is a 2-layer BERT of width 128 made by
+  network reproduces the tower (:mod:`monai_mlip.networks.convert`; ``UNETR``'s fixed 12 blocks take
+  the 4 with identity blocks between them). 4 blocks, not 12: from scratch on a few thousand images the
+  12-block tower learned next to nothing in the run's budget, even with labels (see the pre-training
+  bundle's docs). Random initialisation. The text model is a 2-layer BERT of width 128 made by
   :func:`~monai_mlip.networks.tiny_text.build_tiny_text_model` on the training reports, whose
   directory must be passed as ``text_model``; its global embedding is the mean token state (a random-init
   [CLS] state is the same for every report). Shared space 128, a 1-block 128-wide decoder.
@@ -82,7 +84,7 @@ PRESETS: dict[str, MLIPConfig] = {
         vision_weights=None,
         vision_kwargs={
             "embed_dim": 128,
-            "depth": 12,
+            "depth": 4,
             "num_heads": 4,
             "class_token": False,
             "global_pool": "avg",

@@ -383,7 +383,7 @@ def _pneumonia(
 ) -> Finding:
     size = scene.size
     mask = np.zeros((size, size), bool)
-    level = 0.25 + 0.65 * spec.severity
+    level = 0.6 + 0.4 * spec.severity
     patches = []
     if shapes is not None:
         for _ in range(10):
@@ -413,7 +413,7 @@ def _pneumonia(
             patches.append((row, col, radius_v * scene.frame.ppu, radius_u * scene.frame.ppu, lung_side))
     for row, col, ry, rx, lung_side in patches:
         region, opacity = _blob(scene, bank, rng, row, col, ry, rx, rough=1.0)
-        mottled = 0.7 + 0.3 * np.clip(0.5 + 0.5 * bank.window("mid", rng, opacity.shape), 0, 1)
+        mottled = 0.8 + 0.2 * np.clip(0.5 + 0.5 * bank.window("mid", rng, opacity.shape), 0, 1)
         mask[region] |= _opacity(scene, region, opacity * mottled, lung_side, level)
     return _finish(spec, mask, side=side, zone=zone)
 
@@ -507,54 +507,87 @@ def _nodule(scene: Scene, spec: FindingSpec, rng: np.random.Generator) -> Findin
 # --- pleura -----------------------------------------------------------------------------------------------
 
 
+def _pneumothorax_extent(severity: float) -> float:
+    """Fraction of its lung field a pneumothorax of ``severity`` takes (about 1/5 to 1/2)."""
+    return 0.2 + 0.3 * severity
+
+
+def _real_pneumothorax(
+    scene: Scene, severity: float, rng: np.random.Generator, shapes: RealShapes
+) -> tuple[np.ndarray, str] | None:
+    """A real SIIM region on the synthetic chest: ``(float32 region [S, S], side)`` or ``None``.
+
+    Of up to ten real regions that fall mostly inside a lung, keeps the one nearest the area
+    :func:`_pneumothorax_extent` asks for, then grows it within that lung (binary dilation, so it still
+    hugs the pleura where the real one did) until it reaches that area: most real SIIM masks are under
+    1 % of the image, a few pixels at the 128 px the tiny preset trains on.
+    """
+    best, best_gap = None, np.inf
+    for _ in range(10):
+        parts = shapes.pneumothorax(rng, scene.size)
+        if not parts:
+            continue
+        union = np.logical_or.reduce(parts)
+        rows, cols = np.nonzero(union)
+        side = _side_of(scene, rows.mean(), cols.mean())
+        lung = scene.lung[side] > 0.5
+        inside = union & lung
+        if inside.sum() < 0.6 * union.sum():
+            continue
+        target = _pneumothorax_extent(severity) * lung.sum()
+        gap = abs(np.log(max(int(inside.sum()), 1) / target))
+        if gap < best_gap:
+            best, best_gap = (inside, side, lung, target), gap
+    if best is None:
+        return None
+    region, side, lung, target = best
+    for _ in range(scene.size // 8):
+        if region.sum() >= target:
+            break
+        region = ndimage.binary_dilation(region, mask=lung)
+    return region.astype(np.float32), side
+
+
 def _pneumothorax(scene: Scene, spec: FindingSpec, rng: np.random.Generator, shapes: RealShapes | None) -> Finding:
     size, frame = scene.size, scene.frame
     side = spec.side if spec.side in SIDES else "right"
     zone = spec.zone
-    region = None
-    if shapes is not None:
-        for _ in range(10):
-            parts = shapes.pneumothorax(rng, size)
-            if not parts:
-                continue
-            union = np.logical_or.reduce(parts)
-            rows, cols = np.nonzero(union)
-            candidate_side = _side_of(scene, rows.mean(), cols.mean())
-            inside = union & (scene.lung[candidate_side] > 0.5)
-            if inside.sum() >= 0.6 * union.sum():
-                region, side = inside.astype(np.float32), candidate_side
-                zone = "apical" if _zone_of(scene, side, rows.mean(), cols.mean()) == "upper" else "lateral"
-                break
+    real = None if shapes is None else _real_pneumothorax(scene, spec.severity, rng, shapes)
+    if real is not None:
+        region, side = real
+        rows, cols = np.nonzero(region)
+        zone = "apical" if _zone_of(scene, side, rows.mean(), cols.mean()) == "upper" else "lateral"
     lung = scene.anatomy.lungs[side]
     sign = side_sign(side)
-    radius = lung.shell(frame.u, frame.v, sign)
-    if region is None:
+    if real is None:
+        radius = lung.shell(frame.u, frame.v, sign)
         v = frame.v
         if zone == "apical":
-            end = lung.apex + (0.25 + 0.45 * spec.severity) * lung.height
+            end = lung.apex + (0.35 + 0.45 * spec.severity) * lung.height
             reach = np.clip((end - v) * np.float32(1.0 / (end - lung.apex)), 0, 1)
-            depth = np.float32(0.1 + 0.3 * spec.severity) * np.sqrt(reach)
+            depth = np.float32(0.2 + 0.3 * spec.severity) * np.sqrt(reach)
         else:
             centre = lung.apex + 0.5 * lung.height
-            extent = (0.3 + 0.35 * spec.severity) * lung.height
+            extent = (0.4 + 0.35 * spec.severity) * lung.height
             reach = np.clip(1.0 - ((v - np.float32(centre)) * np.float32(1.0 / extent)) ** 2, 0, 1)
             lateral = smooth_step((frame.u * np.float32(sign) - np.float32(lung.apex_u)) * np.float32(frame.ppu), 6.0)
-            depth = np.float32(0.07 + 0.28 * spec.severity) * np.sqrt(reach) * lateral
+            depth = np.float32(0.15 + 0.25 * spec.severity) * np.sqrt(reach) * lateral
         scale = np.float32(frame.ppu * 0.5 * (lung.lateral - lung.apex_u + lung.height / 2))
         region = smooth_step((radius - (1.0 - depth)) * scale, 1.5) * (depth > 0.005)
         region *= scene.lung[side] > 0.5
         line_distance = (radius - (1.0 - depth)) * scale
     else:
-        scale = np.float32(1.0)
+        # the pleural line: the region's edge inside the lung (not along the chest wall)
         soft = ndimage.uniform_filter(region, 3)
         line_distance = np.where((soft > 0.05) & (soft < 0.95) & (scene.lung[side] > 0.97), 0.0, 9.0)
         line_distance = line_distance.astype(np.float32)
-    width = max(0.6, size / 700)
+    width = max(1.0, size / 256)
     line = np.exp(-((line_distance / np.float32(width)) ** 2)) * (scene.lung[side] > 0.5)
     line *= ndimage.maximum_filter(region, 5) > 0  # only along this pneumothorax
     np.minimum(scene.keep, 1.0 - region, out=scene.keep)
-    scene.extra -= np.float32(0.2) * region * (scene.air + np.float32(0.25) * scene.lung[side])
-    scene.extra += np.float32(0.1 + 0.05 * spec.severity) * line
+    # free pleural air: no lung in the way, so darker than the aerated lung beside it
+    scene.extra -= np.float32(0.25 + 0.15 * spec.severity) * region * (scene.air + np.float32(0.25) * scene.lung[side])
+    scene.extra += np.float32(0.15 + 0.1 * spec.severity) * line
     mask = (region > 0.5) | (line > 0.3)
     return _finish(spec, mask, side=side, zone=zone)
 

@@ -76,7 +76,9 @@ METADATA_COLUMNS = (
     "PatientOrientationCodeSequence_CodeMeaning",
 )
 _VIEW_MEANING = {"PA": "postero-anterior", "AP": "antero-posterior", "LATERAL": "lateral"}
-_VERSION = 2  # bumped whenever the rendering changes, so a cached dataset is regenerated (2: severity floor)
+# bumped whenever the rendering changes, so a cached dataset is regenerated
+# (2: severity floor; 3: pneumonia and pneumothorax sized by severity, denser and darker)
+_VERSION = 3
 
 
 @dataclass
