@@ -170,7 +170,7 @@ def test_a_shallower_tower_fills_unetr_with_identity_blocks():
         for block in trunk.blocks:
             tokens = block(tokens)
             outputs.append(tokens)
-    # UNETR's skips (outputs of blocks 3, 6, 9) see the tower's blocks 1, 2 and 3
+    # UNETR's skips (hidden_states_out[3], [6], [9]) are the outputs of the tower's blocks 0, 1 and 2
     for skip, depth in ((3, 0), (6, 1), (9, 2)):
         torch.testing.assert_close(hidden[skip], outputs[depth], **TOL)
     # the identity blocks train: their output projections get gradients

@@ -147,8 +147,9 @@ def block_places(depth: int, target_depth: int) -> list[int]:
     """Where each of ``depth`` source blocks goes among ``target_depth`` MONAI blocks.
 
     Equal depths map one to one. A shallower tower is spread evenly and ends on the last block (4 into 12:
-    ``[2, 5, 8, 11]``), so ``UNETR``'s skips from the outputs of blocks 3, 6 and 9 see the tower's blocks
-    1, 2 and 3 rather than all its last; the blocks between become identities (:func:`_identity_blocks`).
+    ``[2, 5, 8, 11]``, counting from 0), so ``UNETR``'s skips (``hidden_states_out[3]``, ``[6]``, ``[9]``)
+    are the outputs of the tower's blocks 0, 1 and 2 rather than all of its last; the blocks between become
+    identities (:func:`_identity_blocks`).
     A deeper tower keeps its first ``target_depth`` blocks (the rest are reported unexpected).
     """
     if depth >= target_depth:
