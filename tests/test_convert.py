@@ -13,6 +13,7 @@ from monai.networks.nets import UNETR
 from monai_mlip.networks import (
     ImageEncoder,
     VisionTower,
+    adopt_patch_embedding,
     build_tiny_text_model,
     create_mlip,
     load_vit_weights,
@@ -34,19 +35,13 @@ def trained_like(tower: VisionTower) -> VisionTower:
     return tower.eval()
 
 
+GAP_LAYOUT = {"image_size": 64, "class_token": False, "global_pool": "avg", "fc_norm": False, **SMALL}
+
+
 @pytest.fixture(scope="module")
 def gap_tower() -> VisionTower:
     """The tiny preset's layout: no class token, average pooling, final LayerNorm on the tokens."""
-    return trained_like(
-        VisionTower(
-            "vit_tiny_patch16_224",
-            image_size=64,
-            class_token=False,
-            global_pool="avg",
-            fc_norm=False,
-            **SMALL,
-        )
-    )
+    return trained_like(VisionTower("vit_tiny_patch16_224", **GAP_LAYOUT))
 
 
 @pytest.fixture(scope="module")
@@ -78,11 +73,13 @@ def test_key_mapping(gap_tower):
     assert all(m.eps == 1e-6 for m in vit.modules() if isinstance(m, torch.nn.LayerNorm))
 
 
-def test_monai_vit_reproduces_the_tower_patch_features(gap_tower):
-    vit = to_monai_vit(gap_tower).eval()
+@pytest.mark.parametrize("model", ["vit_tiny_patch16_224", "vit_conv_stem_patch16"])
+def test_monai_vit_reproduces_the_tower_patch_features(gap_tower, model):
+    tower = gap_tower if model == "vit_tiny_patch16_224" else trained_like(VisionTower(model, **GAP_LAYOUT))
+    vit = to_monai_vit(tower).eval()
     image = torch.randn(3, 1, 64, 64)
     with torch.no_grad():
-        expected = gap_tower(image).patch_features
+        expected = tower(image).patch_features
         features, hidden = vit(image)
     assert features.shape == expected.shape == (3, 16, 32) and len(hidden) == 12
     torch.testing.assert_close(features, expected, **TOL)
@@ -120,8 +117,14 @@ def test_unetr_encoder_from_an_mlip_state_dict(tmp_path):
         spatial_dims=2,
         qkv_bias=True,
     ).eval()
+    with pytest.raises(ValueError, match="adopt_patch_embedding"):  # the tiny tower has a convolutional stem
+        load_vit_weights(unetr.vit, mlip.state_dict())
+    adopt_patch_embedding(unetr.vit, mlip.vision)
     result = load_vit_weights(unetr.vit, mlip.state_dict())
     assert result.missing_keys == [] and result.unexpected_keys == []
+    stem = mlip.vision.trunk.patch_embed.backbone.state_dict()
+    for key, value in unetr.vit.patch_embedding.patch_embeddings.state_dict().items():
+        torch.testing.assert_close(value, stem[key])
     image = torch.randn(2, 1, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(unetr.vit(image)[0], mlip.vision(image).patch_features, **TOL)

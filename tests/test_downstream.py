@@ -116,7 +116,7 @@ def test_unetr_from_a_local_timm_checkpoint(pretrained_model, tmp_path):
     kwargs = {"in_chans": 1, "embed_dim": 32, "depth": 2, "num_heads": 2, "class_token": False}
     kwargs |= {"global_pool": "avg", "fc_norm": False}
     torch.manual_seed(5)
-    reference = VisionTower("vit_tiny_patch16_224", image_size=32, **kwargs).eval()
+    reference = VisionTower("vit_conv_stem_patch16", image_size=32, **kwargs).eval()
     save_file({k: v.contiguous() for k, v in reference.trunk.state_dict().items()}, str(tmp_path / "vit.safetensors"))
     unetr = unetr_from_pretrained(models_dir, init="timm", timm_weights=tmp_path / "vit.safetensors", feature_size=8)
     image = torch.randn(2, 1, 32, 32)

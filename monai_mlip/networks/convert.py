@@ -7,6 +7,7 @@ MLP, exact GELU, fused ``qkv`` laid out as (q|k|v, head, head_dim)), so the weig
 timm (``VisionTower.trunk``)           MONAI ``ViT``
 =====================================  ==========================================
 ``patch_embed.proj.{weight,bias}``     ``patch_embedding.patch_embeddings.*``
+``patch_embed.backbone.*`` (conv stem)  ``patch_embedding.patch_embeddings.*``
 ``pos_embed`` (patch part)             ``patch_embedding.position_embeddings``
 ``cls_token`` + ``pos_embed[:, :1]``   ``cls_token`` (MONAI adds no position to it)
 ``blocks.i.norm1`` / ``norm2``         ``blocks.i.norm1`` / ``norm2``
@@ -19,6 +20,11 @@ timm (``VisionTower.trunk``)           MONAI ``ViT``
 A tower shallower than the target (the tiny preset's 4 blocks into ``UNETR``'s fixed 12) is spread over
 the target's blocks by :func:`block_places`; the blocks left over get zero output projections, which
 makes a pre-norm block the identity, so the converted network still computes the tower's function.
+
+A tower with a convolutional stem (:mod:`monai_mlip.networks.conv_stem`) has no single patchify
+convolution: :func:`adopt_patch_embedding` gives the MONAI network a copy of the stem as its
+``patch_embedding.patch_embeddings`` module (MONAI's ``PatchEmbeddingBlock`` flattens whatever
+``[B, E, H/16, W/16]`` map that module returns), and the stem's weights then load like the others.
 
 Details: MONAI's LayerNorms default to ``eps=1e-5`` and timm's to ``1e-6``; the converter sets the
 target's ``eps`` to the source's. A 3-channel patch embedding converted to a 1-channel network is summed
@@ -33,13 +39,14 @@ token ``norm`` MONAI always applies) have no MONAI counterpart: they are reporte
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import torch
 from monai.networks.nets import ViT
-from timm.layers import resample_abs_pos_embed
+from timm.layers import HybridEmbed, resample_abs_pos_embed
 from timm.models._manipulate import adapt_input_conv
 from torch import nn
 
@@ -47,6 +54,7 @@ from monai_mlip.networks.vision import VisionTower
 
 __all__ = [
     "LoadResult",
+    "adopt_patch_embedding",
     "block_places",
     "load_vit_weights",
     "monai_vit_shape",
@@ -54,7 +62,9 @@ __all__ = [
     "vit_state_dict_for_monai",
 ]
 
-_ANCHOR = "patch_embed.proj.weight"
+_ANCHORS = ("patch_embed.proj.weight", "patch_embed.backbone.0.conv.weight")  # patchify conv, conv stem
+_STEM = "patch_embed.backbone."
+_MONAI_PATCH_EMBED = "patch_embedding.patch_embeddings."
 _BLOCK_KEYS = {
     "norm1": "norm1",
     "attn.qkv": "attn.qkv",
@@ -73,10 +83,19 @@ class LoadResult(NamedTuple):
 
 
 def _timm_prefix(state_dict: Mapping[str, torch.Tensor]) -> str:
-    anchors = [key for key in state_dict if key.endswith(_ANCHOR)]
+    anchors = [(key, anchor) for key in state_dict for anchor in _ANCHORS if key.endswith(anchor)]
     if len(anchors) != 1:
-        raise ValueError(f"expected one timm ViT in the state dict (one '*{_ANCHOR}' key), found {anchors}")
-    return anchors[0][: -len(_ANCHOR)]
+        found = [key for key, _ in anchors]
+        raise ValueError(f"expected one timm ViT in the state dict (one key ending in {_ANCHORS}), found {found}")
+    key, anchor = anchors[0]
+    return key[: -len(anchor)]
+
+
+def adopt_patch_embedding(target: ViT, tower: VisionTower) -> None:
+    """Give ``target`` (a MONAI ``ViT``, e.g. ``UNETR.vit``) a copy of the tower's convolutional stem as its
+    patch-embedding module; a tower with a single patchify convolution leaves ``target`` as it is."""
+    if isinstance(tower.trunk.patch_embed, HybridEmbed):
+        target.patch_embedding.patch_embeddings = copy.deepcopy(tower.trunk.patch_embed.backbone)
 
 
 def vit_state_dict_for_monai(
@@ -98,11 +117,15 @@ def vit_state_dict_for_monai(
     source = {key[len(prefix) :]: value for key, value in state_dict.items() if key.startswith(prefix)}
     mapped: dict[str, torch.Tensor] = {}
 
-    conv = source.pop("patch_embed.proj.weight")
-    in_channels = target.patch_embedding.patch_embeddings.in_channels
-    mapped["patch_embedding.patch_embeddings.weight"] = adapt_input_conv(in_channels, conv, base_chans=conv.shape[1])
-    if "patch_embed.proj.bias" in source:
-        mapped["patch_embedding.patch_embeddings.bias"] = source.pop("patch_embed.proj.bias")
+    stem = [key for key in source if key.startswith(_STEM)]
+    if stem:
+        mapped.update((_MONAI_PATCH_EMBED + key[len(_STEM) :], source.pop(key)) for key in stem)
+    else:
+        conv = source.pop("patch_embed.proj.weight")
+        in_channels = target.patch_embedding.patch_embeddings.in_channels
+        mapped[_MONAI_PATCH_EMBED + "weight"] = adapt_input_conv(in_channels, conv, base_chans=conv.shape[1])
+        if "patch_embed.proj.bias" in source:
+            mapped[_MONAI_PATCH_EMBED + "bias"] = source.pop("patch_embed.proj.bias")
 
     num_patches = target.patch_embedding.n_patches
     cls_token = source.pop("cls_token", None)
@@ -185,7 +208,7 @@ def load_vit_weights(
         target: the MONAI ``ViT``; changed in place.
         state_dict: timm ViT weights under any prefix (see :func:`vit_state_dict_for_monai`), for
             example ``mlip.state_dict()`` or a pre-training checkpoint's model entry.
-        layer_norm_eps: ``eps`` given to every LayerNorm of the target (timm's ViTs use 1e-6);
+        layer_norm_eps: ``eps`` given to every LayerNorm of the target's blocks and final norm (timm's ViTs use 1e-6);
             ``None`` leaves MONAI's 1e-5.
 
     Returns:
@@ -194,14 +217,22 @@ def load_vit_weights(
         loaded) and ``unexpected_keys`` (source parameters MONAI has no place for).
 
     Raises:
-        ValueError: the patch sizes differ (``UNETR`` always uses 16), or the state dict holds no timm ViT.
+        ValueError: the patch sizes differ (``UNETR`` always uses 16), the source has a convolutional stem
+            the target was not given (:func:`adopt_patch_embedding`), or the state dict holds no timm ViT.
     """
     mapped, unused = vit_state_dict_for_monai(state_dict, target)
-    source_kernel = mapped["patch_embedding.patch_embeddings.weight"].shape[2:]
-    target_kernel = target.patch_embedding.patch_embeddings.weight.shape[2:]
-    if source_kernel != target_kernel:
+    target_embedding = target.patch_embedding.patch_embeddings
+    if _MONAI_PATCH_EMBED + "weight" in mapped:
+        source_kernel = mapped[_MONAI_PATCH_EMBED + "weight"].shape[2:]
+        target_kernel = target_embedding.weight.shape[2:]
+        if source_kernel != target_kernel:
+            raise ValueError(
+                f"the source patch size {tuple(source_kernel)} differs from the target's {tuple(target_kernel)}"
+            )
+    elif isinstance(target_embedding, nn.Conv2d):
         raise ValueError(
-            f"the source patch size {tuple(source_kernel)} differs from the target's {tuple(target_kernel)}"
+            "the source tower has a convolutional stem and the target a single patchify convolution: "
+            "call adopt_patch_embedding(target, tower) before loading"
         )
     result = target.load_state_dict(mapped, strict=False)
     # MONAI blocks always hold a LayerNorm for cross-attention; without cross-attention it is never used.
@@ -212,8 +243,8 @@ def load_vit_weights(
         for kind in ("weight", "bias")
     }
     missing = [key for key in result.missing_keys if key not in unused_norms]
-    if layer_norm_eps is not None:
-        for module in target.modules():
+    if layer_norm_eps is not None:  # the transformer's norms (a conv stem keeps its own)
+        for module in [*target.blocks.modules(), target.norm]:
             if isinstance(module, nn.LayerNorm):
                 module.eps = layer_norm_eps
     return LoadResult(missing, sorted(unused + list(result.unexpected_keys)))
@@ -266,6 +297,7 @@ def to_monai_vit(tower: VisionTower, in_channels: int | None = None) -> ViT:
     )
     if trunk.has_class_token:
         vit.classification_head = nn.Identity()
+    adopt_patch_embedding(vit, tower)
     result = load_vit_weights(vit, trunk.state_dict(), layer_norm_eps=block.norm1.eps)
     if result.missing_keys or result.unexpected_keys:
         raise ValueError(

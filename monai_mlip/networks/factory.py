@@ -8,16 +8,19 @@ Presets:
 
 - ``paper``: timm ``vit_base_patch16_224`` (ImageNet weights from the local cache by default) at 224 px,
   ``emilyalsentzer/Bio_ClinicalBERT``, shared space of 512, mask ratio 0.5, a 2-block 512-wide decoder.
-- ``tiny``: for CPU runs on small data. A 4-block ViT of width 128 with 4 heads, patch 16 at 128 px
-  (8 x 8 = 64 patches), no class token, average pooling and a final LayerNorm on the tokens
-  (``fc_norm=False``): that layout is exactly MONAI's ``ViT``/``UNETR`` encoder, so the converted
-  network reproduces the tower (:mod:`monai_mlip.networks.convert`; ``UNETR``'s fixed 12 blocks take
-  the 4 with identity blocks between them). 4 blocks, not 12: from scratch on a few thousand images the
-  12-block tower learned next to nothing in the run's budget, even with labels (see the pre-training
-  bundle's docs). Random initialisation. The text model is a 2-layer BERT of width 128 made by
-  :func:`~monai_mlip.networks.tiny_text.build_tiny_text_model` on the training reports, whose
-  directory must be passed as ``text_model``; its global embedding is the mean token state (a random-init
-  [CLS] state is the same for every report). Shared space 128, a 1-block 128-wide decoder.
+- ``tiny``: for CPU runs on small data. A 4-block ViT of width 128 with 4 heads at 128 px whose tokens
+  come from a four-layer convolutional stem (``vit_conv_stem_patch16``, 16 x 16 pixels a token, 8 x 8 =
+  64 tokens), no class token, average pooling and a final LayerNorm on the tokens (``fc_norm=False``):
+  with the stem as its patch-embedding module that layout is exactly MONAI's ``ViT``/``UNETR`` encoder,
+  so the converted network reproduces the tower (:mod:`monai_mlip.networks.convert`; ``UNETR``'s fixed 12
+  blocks take the 4 with identity blocks between them). Why 4 blocks and a stem: from scratch, in the
+  run's CPU budget, a 12-block patch-16 ViT learned next to nothing even with labels, and a 4-block one
+  without the stem stayed at chance in contrastive pre-training while the same tower with the stem
+  learned (the pre-training bundle's docs give the figures). Random initialisation. The text model is a
+  2-layer BERT of width 128 made by :func:`~monai_mlip.networks.tiny_text.build_tiny_text_model` on the
+  training reports, whose directory must be passed as ``text_model``; its global embedding is the mean
+  token state (a random-init [CLS] state is the same for every report). Shared space 128, a 1-block
+  128-wide decoder.
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ class MLIPConfig:
 PRESETS: dict[str, MLIPConfig] = {
     "paper": MLIPConfig(),
     "tiny": MLIPConfig(
-        vision_model="vit_tiny_patch16_224",
+        vision_model="vit_conv_stem_patch16",
         vision_weights=None,
         vision_kwargs={
             "embed_dim": 128,

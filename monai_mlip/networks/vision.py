@@ -5,7 +5,10 @@ runs its own stages in order (patch embedding, position embedding and prefix tok
 final norm, pooling) with an MAE-style per-sample shuffle in between: every sample keeps
 ``int(P * (1 - mask_ratio))`` of its ``P`` patches, chosen by sorting random noise, and the blocks see
 the prefix (class / register) tokens plus the visible patches only. The masking ratio is a call
-argument, so the same tower serves masked pre-training and full-image evaluation.
+argument, so the same tower serves masked pre-training and full-image evaluation. A convolutional stem
+(timm ``HybridEmbed``, e.g. :mod:`monai_mlip.networks.conv_stem`) sees a few pixels past its token's patch,
+so its input has the hidden patches set to 0 (the normalised mean) first: no token carries any pixel of a
+hidden patch, as with a patchify convolution.
 
 Pretrained weights come from a local file or the local timm / Hugging Face cache
 (:func:`monai_mlip.hub.resolve_timm_weights`); timm's own loader adapts them (3-channel weights to a
@@ -21,10 +24,12 @@ from typing import Any
 
 import timm
 import torch
+from timm.layers import HybridEmbed
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from monai_mlip.hub import resolve_timm_weights
+from monai_mlip.networks import conv_stem  # noqa: F401  (registers vit_conv_stem_patch16 with timm)
 
 __all__ = ["VisionFeatures", "VisionTower", "random_patch_mask"]
 
@@ -85,7 +90,7 @@ class VisionTower(nn.Module):
 
     Args:
         model_name: a timm model name whose class is (a subclass of) ``VisionTransformer``, e.g.
-            ``vit_base_patch16_224``.
+            ``vit_base_patch16_224``, or ``vit_conv_stem_patch16`` (:mod:`monai_mlip.networks.conv_stem`).
         weights: ``None``/``False`` for random initialisation; a local weights file; or ``True`` for the
             model's default pretrained weights from the local cache (see :mod:`monai_mlip.hub`).
         image_size: side of the square input.
@@ -137,8 +142,8 @@ class VisionTower(nn.Module):
 
     @property
     def patch_size(self) -> int:
-        """Side of a square patch."""
-        return int(self.trunk.patch_embed.patch_size[0])
+        """Side of the square of pixels a token covers (a convolutional stem's total stride)."""
+        return self.image_size // self.grid_size[0]
 
     @property
     def grid_size(self) -> tuple[int, int]:
@@ -160,6 +165,12 @@ class VisionTower(nn.Module):
             raise ValueError(f"expected an image of shape [B, {self.in_chans} (or 1), H, W], got {tuple(image.shape)}")
         return image.expand(-1, self.in_chans, -1, -1) if image.shape[1] != self.in_chans else image
 
+    def _pixel_mask(self, visible: torch.Tensor) -> torch.Tensor:
+        """``[B, P]`` visible patches -> ``[B, 1, H, W]``, 1 on the pixels of visible patches."""
+        rows, cols = self.grid_size
+        grid = visible.view(-1, 1, rows, cols)
+        return grid.repeat_interleave(self.patch_size, dim=2).repeat_interleave(self.patch_size, dim=3)
+
     def forward(
         self,
         image: torch.Tensor,
@@ -176,18 +187,22 @@ class VisionTower(nn.Module):
             noise: ``[B, P]`` explicit mask noise (lowest values kept), overriding ``generator``.
         """
         trunk = self.trunk
-        x = trunk.patch_embed(self.prepare_input(image))
-        x = trunk._pos_embed(x)
-        prefix, patches = x[:, : trunk.num_prefix_tokens], x[:, trunk.num_prefix_tokens :]
-        batch, num_patches, width = patches.shape
-        if mask_ratio > 0 or noise is not None:
-            patch_index = random_patch_mask(batch, num_patches, mask_ratio, x.device, generator, noise)
-            patches = patches.gather(1, patch_index.unsqueeze(-1).expand(-1, -1, width))
+        pixels = self.prepare_input(image)
+        batch, num_patches, device = pixels.shape[0], self.num_patches, pixels.device
+        masked = mask_ratio > 0 or noise is not None
+        if masked:
+            patch_index = random_patch_mask(batch, num_patches, mask_ratio, device, generator, noise)
         else:
-            patch_index = torch.arange(num_patches, device=x.device).expand(batch, -1)
+            patch_index = torch.arange(num_patches, device=device).expand(batch, -1)
         # the tensor-source form of scatter: TorchScript tracing rejects a Python bool value
-        hidden = torch.zeros(batch, num_patches, dtype=torch.bool, device=x.device)
+        hidden = torch.zeros(batch, num_patches, dtype=torch.bool, device=device)
         visible = hidden.scatter(1, patch_index, torch.ones_like(patch_index, dtype=torch.bool))
+        if masked and isinstance(trunk.patch_embed, HybridEmbed):
+            pixels = pixels * self._pixel_mask(visible).to(pixels.dtype)
+        x = trunk._pos_embed(trunk.patch_embed(pixels))
+        prefix, patches = x[:, : trunk.num_prefix_tokens], x[:, trunk.num_prefix_tokens :]
+        if masked:
+            patches = patches.gather(1, patch_index.unsqueeze(-1).expand(-1, -1, patches.shape[-1]))
         x = trunk.norm_pre(torch.cat([prefix, patches], dim=1))
         x = trunk.norm(trunk.blocks(x))
         return VisionFeatures(
