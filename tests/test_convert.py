@@ -38,6 +38,21 @@ def trained_like(tower: VisionTower) -> VisionTower:
 GAP_LAYOUT = {"image_size": 64, "class_token": False, "global_pool": "avg", "fc_norm": False, **SMALL}
 
 
+def small_unetr(img_size: int = 32, out_channels: int = 1, **kwargs) -> UNETR:
+    """A 2D ``UNETR`` of width 32 with 2 heads (its 12 blocks are fixed)."""
+    return UNETR(
+        in_channels=1,
+        out_channels=out_channels,
+        img_size=img_size,
+        hidden_size=32,
+        mlp_dim=128,
+        num_heads=2,
+        spatial_dims=2,
+        qkv_bias=True,
+        **kwargs,
+    )
+
+
 @pytest.fixture(scope="module")
 def gap_tower() -> VisionTower:
     """The tiny preset's layout: no class token, average pooling, final LayerNorm on the tokens."""
@@ -106,17 +121,7 @@ def test_unetr_encoder_from_an_mlip_state_dict(tmp_path):
     text_dir = build_tiny_text_model(["No effusion. Heart normal."] * 5, tmp_path, vocab_size=100, min_frequency=1)
     mlip = create_mlip("tiny", text_model=text_dir, image_size=32, vision_kwargs={"embed_dim": 32, "num_heads": 2})
     trained_like(mlip.vision)
-    unetr = UNETR(
-        in_channels=1,
-        out_channels=2,
-        img_size=32,
-        feature_size=8,
-        hidden_size=32,
-        mlp_dim=128,
-        num_heads=2,
-        spatial_dims=2,
-        qkv_bias=True,
-    ).eval()
+    unetr = small_unetr(out_channels=2, feature_size=8).eval()
     with pytest.raises(ValueError, match="adopt_patch_embedding"):  # the tiny tower has a convolutional stem
         load_vit_weights(unetr.vit, mlip.state_dict())
     adopt_patch_embedding(unetr.vit, mlip.vision)
@@ -151,16 +156,7 @@ def test_a_shallower_tower_fills_unetr_with_identity_blocks():
             num_heads=2,
         )
     )
-    unetr = UNETR(
-        in_channels=1,
-        out_channels=1,
-        img_size=32,
-        hidden_size=32,
-        mlp_dim=128,
-        num_heads=2,
-        spatial_dims=2,
-        qkv_bias=True,
-    )
+    unetr = small_unetr()
     result = load_vit_weights(unetr.vit, tower.state_dict())
     assert result.missing_keys == [] and result.unexpected_keys == []
     image = torch.randn(2, 1, 32, 32)
@@ -184,16 +180,7 @@ def test_a_shallower_tower_fills_unetr_with_identity_blocks():
 
 
 def test_unetr_at_another_size_and_from_a_class_token_tower(cls_tower):
-    unetr = UNETR(
-        in_channels=1,
-        out_channels=1,
-        img_size=48,
-        hidden_size=32,
-        mlp_dim=128,
-        num_heads=2,
-        spatial_dims=2,
-        qkv_bias=True,
-    )
+    unetr = small_unetr(img_size=48)
     result = load_vit_weights(unetr.vit, {f"module.trunk.{k}": v for k, v in cls_tower.trunk.state_dict().items()})
     assert result.missing_keys == [] and result.unexpected_keys == ["cls_token"]  # UNETR has no class token
     assert unetr.vit.patch_embedding.position_embeddings.shape == (1, 9, 32)  # 4 x 4 resampled to 3 x 3 (patch 16)

@@ -18,6 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 BUNDLES = REPO / "bundles"
 FAST = {"batch_size": 4, "num_workers": 0, "max_epochs": 2, "validate#dataloader#batch_size": 8}
 
+STEM = "vit.patch_embedding.patch_embeddings."  # the tower's convolutional stem inside UNETR
+
 
 CASES = [
     Case("siim_pneumothorax_segmentation", "siim", "dicom-images-train/**/*.dcm"),
@@ -66,7 +68,7 @@ def test_short_training_writes_dice_overlays_and_the_model(trained):
     overlays = list((trained / "eval" / "overlays_val").glob("overlay_*.png"))
     assert overlays and overlays[0].read_bytes()[:4] == b"\x89PNG"
     state = torch.load(trained / "models" / "model.pt", weights_only=True)
-    assert "vit.patch_embedding.patch_embeddings.weight" in state and "out.conv.conv.weight" in state
+    assert any(key.startswith(STEM) for key in state) and "out.conv.conv.weight" in state
 
 
 def test_evaluate_on_the_test_split(trained, case, dataset_dir, models_dir):
@@ -83,9 +85,15 @@ def test_frozen_encoder_training_leaves_the_encoder_unchanged(tmp_path, models_d
     workflow.run()
     state = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
     pretrained = torch.load(models_dir / "model.pt", weights_only=True)
+    stem = {key[len(STEM) :]: value for key, value in state.items() if key.startswith(STEM)}
+    assert stem
+    for key, value in stem.items():
+        torch.testing.assert_close(value, pretrained["vision.trunk.patch_embed.backbone." + key])
+    # the 2-block tower sits in UNETR blocks 6 and 12 (counting from 1); the blocks between stay identities
     torch.testing.assert_close(
-        state["vit.patch_embedding.patch_embeddings.weight"], pretrained["vision.trunk.patch_embed.proj.weight"]
+        state["vit.blocks.5.attn.qkv.weight"], pretrained["vision.trunk.blocks.0.attn.qkv.weight"]
     )
+    assert not state["vit.blocks.0.attn.out_proj.weight"].any() and not state["vit.blocks.0.mlp.linear2.weight"].any()
 
 
 def test_inference_writes_a_mask_image_per_input(trained, case, dataset_dir, models_dir):
