@@ -144,18 +144,7 @@ def test_block_places():
 
 
 def test_a_shallower_tower_fills_unetr_with_identity_blocks():
-    tower = trained_like(
-        VisionTower(
-            "vit_tiny_patch16_224",
-            image_size=32,
-            class_token=False,
-            global_pool="avg",
-            fc_norm=False,
-            embed_dim=32,
-            depth=4,
-            num_heads=2,
-        )
-    )
+    tower = trained_like(VisionTower("vit_tiny_patch16_224", **{**GAP_LAYOUT, "image_size": 32, "depth": 4}))
     unetr = small_unetr()
     result = load_vit_weights(unetr.vit, tower.state_dict())
     assert result.missing_keys == [] and result.unexpected_keys == []
