@@ -140,3 +140,14 @@ class DownstreamCase:
 
         run_bundle(self.configs, ["train.json"], root, dataset_dir=dataset_dir, pretrained_dir=str(models), **overrides)
         return root
+
+    def check_step_floor(self, root: Path, dataset_dir: str, models: Path, **overrides) -> None:
+        """With no ``max_epochs`` given, a fraction of a few batches an epoch trains ``min_steps`` steps and
+        validates about ten times."""
+        parser = self.workflow(root, dataset_dir, models, ("train.json",), **overrides).parser
+        steps_per_epoch = len(parser.get_parsed_content("train#dataloader"))
+        max_epochs = parser.get_parsed_content("train#trainer").state.max_epochs
+        min_steps = parser.get_parsed_content("min_steps")
+        assert max_epochs > parser.get_parsed_content("epochs")  # the step floor, not the epoch count, rules
+        assert (max_epochs - 1) * steps_per_epoch < min_steps <= max_epochs * steps_per_epoch
+        assert max_epochs // parser.get_parsed_content("val_interval") in range(10, 21)

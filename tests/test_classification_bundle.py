@@ -55,6 +55,11 @@ def test_the_bundle_serves_the_dataset_its_metadata_names(tmp_path, case, datase
     assert Path(workflow.parser.get_parsed_content("bundle_root")) == tmp_path  # the run's, not the metadata's
 
 
+def test_a_small_fraction_trains_for_the_minimum_number_of_steps(tmp_path, case, dataset_dir, pretrained_models_dir):
+    fast = {key: value for key, value in FAST.items() if key != "max_epochs"}
+    case.check_step_floor(tmp_path, dataset_dir, pretrained_models_dir, fraction=0.5, **fast)
+
+
 def test_an_unknown_dataset_name_is_refused_with_the_choices():
     from monai_mlip.downstream import downstream_dataset
 

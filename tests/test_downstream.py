@@ -7,7 +7,7 @@ import torch
 from ignite.engine import Engine
 from monai.metrics import compute_roc_auc
 
-from monai_mlip.downstream import ZeroShotLogits, classifier_from_pretrained, unetr_from_pretrained
+from monai_mlip.downstream import ZeroShotLogits, classifier_from_pretrained, epochs_for_steps, unetr_from_pretrained
 from monai_mlip.engines import ZeroShotClassifier
 from monai_mlip.handlers import BinaryClassificationMetric, best_f1
 from monai_mlip.networks import ImageEncoder
@@ -48,6 +48,19 @@ def test_one_class_gives_no_auc():
     BinaryClassificationMetric("ptx").attach(engine, "auc")
     metrics = engine.run([(torch.randn(4), torch.zeros(4))]).metrics
     assert metrics["ptx/cases"] == 4 and "ptx/auc" not in metrics and metrics["auc"] != metrics["auc"]  # NaN
+
+
+@pytest.mark.parametrize(
+    ("steps_per_epoch", "expected"),
+    [(3, 167), (26, 20), (50, 10), (584, 10)],  # 10 % and 100 % of the synthetic split, a larger one, real RSNA
+)
+def test_epochs_for_steps(steps_per_epoch, expected):
+    assert epochs_for_steps(10, 500, steps_per_epoch) == expected
+
+
+def test_epochs_for_steps_refuses_an_empty_loader():
+    with pytest.raises(ValueError, match="empty"):
+        epochs_for_steps(10, 500, 0)
 
 
 def test_linear_probe_freezes_the_encoder_and_fine_tuning_does_not(pretrained_models_dir):

@@ -62,6 +62,11 @@ def test_train_config_properties(tmp_path, case, dataset_dir, models_dir):
     assert _workflow(case, tmp_path, dataset_dir, models_dir).check_properties() == []
 
 
+def test_a_small_fraction_trains_for_the_minimum_number_of_steps(tmp_path, case, dataset_dir, models_dir):
+    fast = {key: value for key, value in FAST.items() if key != "max_epochs"}
+    case.check_step_floor(tmp_path, dataset_dir, models_dir, fraction=0.5, **fast)
+
+
 def test_short_training_writes_dice_overlays_and_the_model(trained):
     metrics = json.loads((trained / "eval" / "metrics.json").read_text())
     assert metrics["epoch"] == 2 and metrics["init"] == "mlip" and 0 <= metrics["val_dice"] <= 1

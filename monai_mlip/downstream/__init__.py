@@ -11,6 +11,7 @@ from monai_mlip.downstream.classification import (
 )
 from monai_mlip.downstream.datasets import DATASETS, DownstreamDataset, downstream_dataset
 from monai_mlip.downstream.segmentation import SEGMENTATION_INITS, unetr_from_pretrained
+from monai_mlip.downstream.training import epochs_for_steps
 
 __all__ = [
     "DATASETS",
@@ -24,5 +25,6 @@ __all__ = [
     "check_trainable",
     "classifier_from_pretrained",
     "downstream_dataset",
+    "epochs_for_steps",
     "unetr_from_pretrained",
 ]
