@@ -143,7 +143,8 @@ class DownstreamCase:
 
     def check_step_floor(self, root: Path, dataset_dir: str, models: Path, **overrides) -> None:
         """With no ``max_epochs`` given, a fraction of a few batches an epoch trains ``min_steps`` steps and
-        validates about ten times."""
+        validates about ten times; with the trainer's epochs set outright, as MONAI Label does, it validates
+        every epoch of a short run."""
         parser = self.workflow(root, dataset_dir, models, ("train.json",), **overrides).parser
         steps_per_epoch = len(parser.get_parsed_content("train#dataloader"))
         max_epochs = parser.get_parsed_content("train#trainer").state.max_epochs
@@ -151,3 +152,7 @@ class DownstreamCase:
         assert max_epochs > parser.get_parsed_content("epochs")  # the step floor, not the epoch count, rules
         assert (max_epochs - 1) * steps_per_epoch < min_steps <= max_epochs * steps_per_epoch
         assert max_epochs // parser.get_parsed_content("val_interval") in range(10, 21)
+        # MONAI Label sets the trainer's epochs outright: one epoch must still validate (and save the model)
+        overrides["train#trainer#max_epochs"] = 1
+        parser = self.workflow(root, dataset_dir, models, ("train.json",), **overrides).parser
+        assert parser.get_parsed_content("val_interval") == 1
