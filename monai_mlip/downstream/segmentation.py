@@ -6,7 +6,7 @@ import os
 
 from monai.networks.nets import UNETR
 
-from monai_mlip.networks.convert import adopt_patch_embedding, load_vit_weights, monai_vit_shape
+from monai_mlip.networks.convert import adopt_patch_embedding, load_tower_weights, monai_vit_shape
 
 __all__ = ["SEGMENTATION_INITS", "unetr_from_pretrained"]
 
@@ -52,10 +52,10 @@ def unetr_from_pretrained(
         spatial_dims=2,
         **monai_vit_shape(tower),
     )
-    adopt_patch_embedding(unetr.vit, tower)  # a conv-stem tower's stem, for every init (same architecture)
-    if init != "random":
-        eps = tower.trunk.blocks[0].norm1.eps
-        result = load_vit_weights(unetr.vit, tower.trunk.state_dict(), layer_norm_eps=eps)
+    if init == "random":
+        adopt_patch_embedding(unetr.vit, tower)  # a conv-stem tower's stem: the same architecture as the others
+    else:
+        result = load_tower_weights(unetr.vit, tower)
         if result.missing_keys:
             raise ValueError(f"the pre-trained tower left these UNETR encoder weights unset: {result.missing_keys}")
     unetr.vit.requires_grad_(not freeze_encoder)

@@ -1,6 +1,12 @@
 """Networks: the MLIP towers and model, its presets, and conversion of the vision tower to MONAI networks."""
 
-from monai_mlip.networks.convert import adopt_patch_embedding, load_vit_weights, to_monai_vit, vit_state_dict_for_monai
+from monai_mlip.networks.convert import (
+    adopt_patch_embedding,
+    load_tower_weights,
+    load_vit_weights,
+    to_monai_vit,
+    vit_state_dict_for_monai,
+)
 from monai_mlip.networks.encoder import ImageEncoder
 from monai_mlip.networks.factory import PRESETS, MLIPConfig, create_mlip, list_presets
 from monai_mlip.networks.mip import MaskedImageDecoder, patchify
@@ -27,6 +33,7 @@ __all__ = [
     "build_tiny_text_model",
     "create_mlip",
     "list_presets",
+    "load_tower_weights",
     "load_vit_weights",
     "patchify",
     "pool_sentences",

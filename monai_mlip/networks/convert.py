@@ -56,6 +56,7 @@ __all__ = [
     "LoadResult",
     "adopt_patch_embedding",
     "block_places",
+    "load_tower_weights",
     "load_vit_weights",
     "monai_vit_shape",
     "to_monai_vit",
@@ -263,6 +264,13 @@ def monai_vit_shape(tower: VisionTower) -> dict[str, Any]:
     }
 
 
+def load_tower_weights(target: ViT, tower: VisionTower) -> LoadResult:
+    """Load ``tower`` into ``target`` (a MONAI ``ViT``, e.g. ``UNETR.vit``): its convolutional stem first where
+    it has one (:func:`adopt_patch_embedding`), then its weights with its LayerNorm ``eps``."""
+    adopt_patch_embedding(target, tower)
+    return load_vit_weights(target, tower.trunk.state_dict(), layer_norm_eps=tower.trunk.blocks[0].norm1.eps)
+
+
 def to_monai_vit(tower: VisionTower, in_channels: int | None = None) -> ViT:
     """Build a MONAI 2D ``ViT`` equal to the vision tower and load its weights.
 
@@ -297,8 +305,7 @@ def to_monai_vit(tower: VisionTower, in_channels: int | None = None) -> ViT:
     )
     if trunk.has_class_token:
         vit.classification_head = nn.Identity()
-    adopt_patch_embedding(vit, tower)
-    result = load_vit_weights(vit, trunk.state_dict(), layer_norm_eps=block.norm1.eps)
+    result = load_tower_weights(vit, tower)
     if result.missing_keys or result.unexpected_keys:
         raise ValueError(
             f"{tower.model_name} has no exact MONAI ViT equivalent: MONAI lacks {result.unexpected_keys}, "
