@@ -7,10 +7,15 @@ import re
 
 import numpy as np
 import pytest
+import torch
+from monai.metrics import compute_roc_auc
+from torch.nn import functional as F
 
-from monai_mlip.data import clean_text, parse_report, report_text, split_sentences
+from monai_mlip.data import clean_text, parse_report, report_text, split_sentences, tokenize_sentences
 from monai_mlip.data.synthetic import CHEXPERT_COLUMNS, FindingSpec, Statement, render_study
 from monai_mlip.data.synthetic.reports import aggregate_labels
+from monai_mlip.engines import ZeroShotClassifier
+from monai_mlip.networks import build_tiny_text_model, create_mlip
 
 # Which column each finding's sentences must assert (1.0, or -1.0 when hedged).
 MAIN_LABEL = {
@@ -157,3 +162,36 @@ def test_device_sentence_measures_the_tube():
     (tube,) = study.findings
     assert f"{float(tube.details['tip_cm']):g} cm above the carina" in tube.sentence
     assert 2.0 <= float(tube.details["tip_cm"]) <= 7.5
+
+
+def test_pneumothorax_prompts_read_as_the_reports_state_it(studies, tmp_path):
+    """With an ideal image side, the built-in pneumothorax prompts score held-out studies well.
+
+    The tiny text tower learns, for 200 steps, to map 300 reports onto fixed embeddings derived from their
+    CheXpert labels (what a perfect image tower would give); the prompt ensemble then scores the other 100
+    studies' label embeddings. The BioViL-framed set the package had before ("Findings consistent with
+    pneumothorax", ...) scored 0.73 here: reports use that frame for pneumonia.
+    """
+    torch.manual_seed(0)
+    reports = [report_text(parse_report(study.report.text)) for study in studies]
+    labels = torch.tensor([[study.labels[c] for c in CHEXPERT_COLUMNS] for study in studies]).nan_to_num(0.0)
+    ideal_images = F.normalize(labels.clamp(min=0.0) @ torch.randn(len(CHEXPERT_COLUMNS), 128), dim=-1)
+    model = create_mlip("tiny", text_model=build_tiny_text_model(reports[:300], tmp_path / "text"))
+    tokens = [tokenize_sentences(split_sentences(text), model.tokenizer, 128) for text in reports]
+    input_ids = torch.stack([t["input_ids"] for t in tokens])
+    attention_mask = torch.stack([t["attention_mask"] for t in tokens])
+    optimizer = torch.optim.AdamW([*model.text.parameters(), *model.text_projection.parameters()], lr=5e-4)
+    for _ in range(200):
+        batch = torch.randperm(300)[:32]
+        texts = model.encode_text(input_ids[batch], attention_mask[batch])
+        logits = model.logit_scale.exp() * ideal_images[batch] @ texts.t()
+        targets = torch.arange(len(batch))
+        loss = (F.cross_entropy(logits, targets) + F.cross_entropy(logits.t(), targets)) / 2
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    truth = labels[300:, CHEXPERT_COLUMNS.index("Pneumothorax")]
+    known = truth >= 0
+    assert int(truth[known].sum()) >= 10
+    scores = ZeroShotClassifier(model, ["Pneumothorax"]).scores(ideal_images[300:])[:, 0]
+    assert float(compute_roc_auc(scores[known], truth[known])) > 0.85
