@@ -70,6 +70,7 @@ def test_a_small_fraction_trains_for_the_minimum_number_of_steps(tmp_path, case,
 def test_short_training_writes_dice_overlays_and_the_model(trained):
     metrics = json.loads((trained / "eval" / "metrics.json").read_text())
     assert metrics["epoch"] == 2 and metrics["init"] == "mlip" and 0 <= metrics["val_dice"] <= 1
+    assert 0 <= metrics["val_dice_positive"] <= 1  # Dice over the images whose ground truth has a lesion
     overlays = list((trained / "eval" / "overlays_val").glob("overlay_*.png"))
     assert overlays and overlays[0].read_bytes()[:4] == b"\x89PNG"
     state = torch.load(trained / "models" / "model.pt", weights_only=True)
@@ -80,7 +81,7 @@ def test_evaluate_on_the_test_split(trained, case, dataset_dir, models_dir):
     workflow = _workflow(case, trained, dataset_dir, models_dir, files=("train.json", "evaluate.json"))
     workflow.run()
     metrics = json.loads((trained / "eval" / "metrics_test.json").read_text())
-    assert metrics["split"] == "test" and 0 <= metrics["val_dice"] <= 1
+    assert metrics["split"] == "test" and 0 <= metrics["val_dice"] <= 1 and 0 <= metrics["val_dice_positive"] <= 1
     assert list((trained / "eval" / "overlays_test").glob("overlay_*.png"))
 
 
@@ -129,12 +130,13 @@ def test_few_shot_grid_writes_one_table(tmp_path, models_dir):
     tasks = list(overrides)
     table = run_grid(models_dir, runs, fractions=(0.5,), tasks=tasks, overrides=overrides, bundles_dir=BUNDLES)
     lines = table.splitlines()
-    assert lines[0].count("|") == 6
+    assert lines[0].count("|") == 8  # the linear probe by two inits, and Dice on all and on positive images by two
     assert "RSNA linear-probe AUC, mlip init" in lines[0] and "SIIM Dice, random init" in lines[0]
+    assert "SIIM Dice on positives, mlip init" in lines[0]
     cells = [cell.strip() for cell in lines[2].split("|")[1:-1]]
     assert cells[0] == "50 %" and all(cell == "n/a" or 0 <= float(cell) <= 1 for cell in cells[1:])
     zero_shot = [cell.strip() for cell in lines[3].split("|")[1:-1]]  # classification, pre-trained encoder only
-    assert zero_shot[0] == "zero-shot" and 0 <= float(zero_shot[1]) <= 1 and zero_shot[2:] == ["", "", ""]
+    assert zero_shot[0] == "zero-shot" and 0 <= float(zero_shot[1]) <= 1 and zero_shot[2:] == [""] * 5
     assert (tmp_path / "runs" / "siim_segmentation_0.5_random" / "eval" / "metrics_test.json").is_file()
 
 

@@ -1,5 +1,6 @@
 """The few-shot grid: train and evaluate the downstream bundles for every data fraction and initialisation,
-and write one markdown table of test AUC and Dice, with a zero-shot row for the classification tasks.
+and write one markdown table of test AUC and Dice (over all test images, and over those with a lesion),
+with a zero-shot row for the classification tasks.
 
     python -m monai_mlip.downstream.grid --pretrained_dir bundles/mlip_pretrain/models --out few_shot.md
 
@@ -15,30 +16,48 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from monai_mlip.bundle import run_bundle
 
-__all__ = ["TASKS", "run_grid"]
+__all__ = ["TASKS", "GridTask", "run_grid"]
 
-# bundle, the metrics file evaluate.json writes, the figure to cite, and the column heading; classification
-# tasks (a linear-probe metrics file) also get a zero-shot evaluation
 ZERO_SHOT_FILE = "metrics_test_zero_shot.json"
-TASKS: dict[str, tuple[str, str, str, str]] = {
-    "rsna_classification": (
-        "rsna_pneumonia_classification",
-        "metrics_test_linear_probe.json",
-        "pneumonia/auc",
-        "RSNA linear-probe AUC",
+
+
+class GridTask(NamedTuple):
+    """A bundle of the grid, the metrics file its ``evaluate.json`` writes, and the figures the table cites.
+
+    ``figures`` pairs each metrics key with its column heading; the first is the task's headline figure (a
+    classification task, whose metrics file is a linear probe's, also gets a zero-shot row with it).
+    """
+
+    bundle: str
+    metrics_file: str
+    figures: tuple[tuple[str, str], ...]
+
+
+TASKS: dict[str, GridTask] = {
+    "rsna_classification": GridTask(
+        "rsna_pneumonia_classification", "metrics_test_linear_probe.json", (("pneumonia/auc", "RSNA linear-probe AUC"),)
     ),
-    "siim_classification": (
+    "siim_classification": GridTask(
         "siim_pneumothorax_classification",
         "metrics_test_linear_probe.json",
-        "pneumothorax/auc",
-        "SIIM linear-probe AUC",
+        (("pneumothorax/auc", "SIIM linear-probe AUC"),),
     ),
-    "rsna_segmentation": ("rsna_pneumonia_segmentation", "metrics_test.json", "val_dice", "RSNA Dice"),
-    "siim_segmentation": ("siim_pneumothorax_segmentation", "metrics_test.json", "val_dice", "SIIM Dice"),
+    # Dice over every test image (the protocol's: an empty prediction on an empty image scores 1), then over
+    # the images with a lesion only, which the first mixes with "predicts nothing on negatives"
+    "rsna_segmentation": GridTask(
+        "rsna_pneumonia_segmentation",
+        "metrics_test.json",
+        (("val_dice", "RSNA Dice"), ("val_dice_positive", "RSNA Dice on positives")),
+    ),
+    "siim_segmentation": GridTask(
+        "siim_pneumothorax_segmentation",
+        "metrics_test.json",
+        (("val_dice", "SIIM Dice"), ("val_dice_positive", "SIIM Dice on positives")),
+    ),
 }
 
 
@@ -65,9 +84,9 @@ def run_grid(
     unknown = sorted(set(tasks) - set(TASKS))
     if unknown:
         raise ValueError(f"unknown tasks {unknown}; choose from {sorted(TASKS)}")
-    results: dict[tuple[str, float | str, str], float | None] = {}
+    results: dict[tuple[str, float | str, str, str], float | None] = {}
     for task in tasks:
-        bundle, metrics_file, figure, _ = TASKS[task]
+        bundle, metrics_file, figures = TASKS[task]
         configs = Path(bundles_dir) / bundle / "configs"
         for fraction in fractions:
             for init in inits:
@@ -76,24 +95,26 @@ def run_grid(
                 cell.update((overrides or {}).get(task, {}))
                 for files in (["train.json"], ["train.json", "evaluate.json"]):
                     run_bundle(configs, files, root, **cell)
-                results[task, fraction, init] = json.loads((root / "eval" / metrics_file).read_text()).get(figure)
+                metrics = json.loads((root / "eval" / metrics_file).read_text())
+                results.update(((task, fraction, init, key), metrics.get(key)) for key, _ in figures)
         if "linear_probe" in metrics_file and "mlip" in inits:
             root = Path(work_dir) / f"{task}_zero_shot"
             cell = {**(overrides or {}).get(task, {}), "pretrained_dir": str(pretrained_dir), "mode": "zero_shot"}
             run_bundle(configs, ["train.json", "evaluate.json"], root, **cell)
-            results[task, "zero-shot", "mlip"] = json.loads((root / "eval" / ZERO_SHOT_FILE).read_text()).get(figure)
+            key = figures[0][0]
+            results[task, "zero-shot", "mlip", key] = json.loads((root / "eval" / ZERO_SHOT_FILE).read_text()).get(key)
     return _table(results, tasks, fractions, inits)
 
 
 def _table(results: Mapping, tasks: Sequence[str], fractions: Sequence[float], inits: Sequence[str]) -> str:
-    columns = [(task, init) for task in tasks for init in inits]
-    header = "| labels | " + " | ".join(f"{TASKS[task][3]}, {init} init" for task, init in columns) + " |"
+    columns = [(task, key, heading, init) for task in tasks for key, heading in TASKS[task].figures for init in inits]
+    header = "| labels | " + " | ".join(f"{heading}, {init} init" for _, _, heading, init in columns) + " |"
     lines = [header, "|" + " --- |" * (len(columns) + 1)]
     rows = [(f"{fraction * 100:g} %", fraction) for fraction in fractions]
     if any(key[1] == "zero-shot" for key in results):
         rows.append(("zero-shot", "zero-shot"))
     for label, row in rows:
-        cells = [results.get((task, row, init), "") for task, init in columns]
+        cells = [results.get((task, row, init, key), "") for task, key, _, init in columns]
         shown = ["n/a" if value is None else value if value == "" else f"{value:.3f}" for value in cells]
         lines.append(f"| {label} | " + " | ".join(shown) + " |")
     return "\n".join(lines) + "\n"
