@@ -76,6 +76,20 @@ def test_linear_probe_freezes_the_encoder_and_fine_tuning_does_not(pretrained_mo
     assert tuned(image).shape == (3, 1)
 
 
+def test_linear_probe_head_reads_standardised_features(pretrained_models_dir):
+    image = torch.randn(6, 1, 32, 32)
+    probe = classifier_from_pretrained(pretrained_models_dir, mode="linear_probe").train()
+    with torch.no_grad():
+        features = probe.encoder(image).global_features
+        standardised = (features - features.mean(0)) / torch.sqrt(features.var(0, unbiased=False) + probe.norm.eps)
+        torch.testing.assert_close(probe(image), probe.head(standardised))
+        assert probe(image[:1]).shape == (1, 1)  # the short last batch of an epoch: running statistics
+        probe.eval()
+        running = (features - probe.norm.running_mean) / torch.sqrt(probe.norm.running_var + probe.norm.eps)
+        torch.testing.assert_close(probe(image), probe.head(running))
+    assert isinstance(classifier_from_pretrained(pretrained_models_dir, mode="fine_tune").norm, torch.nn.Identity)
+
+
 def test_initialisations(pretrained_models_dir):
     saved = torch.load(pretrained_models_dir / "model.pt", weights_only=True)
     pretrained = classifier_from_pretrained(pretrained_models_dir, init="mlip").encoder.state_dict()

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from monai_mlip.engines.zero_shot import ZeroShotClassifier
 from monai_mlip.networks.encoder import ImageEncoder
@@ -22,6 +23,7 @@ __all__ = [
     "INITS",
     "MODES",
     "CXRClassifier",
+    "FeatureStandardizer",
     "ZeroShotLogits",
     "build_classifier",
     "check_trainable",
@@ -32,6 +34,24 @@ MODES = ("linear_probe", "fine_tune")
 INITS = ("mlip", "random")
 
 
+class FeatureStandardizer(nn.BatchNorm1d):
+    """``BatchNorm1d`` without affine parameters: standardises each feature over the batch (running
+    statistics in evaluation), the normalisation MoCo v3 and MAE put before a linear probe.
+
+    A batch of one (the last, short batch of an epoch) is standardised with the running statistics instead
+    of failing: there is no batch variance to use.
+    """
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__(num_features, affine=False)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """``[B, E]`` -> ``[B, E]``."""
+        if self.training and features.shape[0] == 1:
+            return F.batch_norm(features, self.running_mean, self.running_var, training=False, eps=self.eps)
+        return super().forward(features)
+
+
 class CXRClassifier(nn.Module):
     """A vision tower's global features and a linear head.
 
@@ -39,12 +59,15 @@ class CXRClassifier(nn.Module):
         encoder: the vision tower (pre-trained or not).
         num_classes: outputs (1 for a binary finding).
         freeze_encoder: linear probe: the encoder gets no gradient and stays in eval mode (no dropout, no
-            stochastic depth) even while the head trains.
+            stochastic depth) even while the head trains, and the head reads standardised features
+            (:class:`FeatureStandardizer`): a frozen tower's features share a large common component and
+            differ little between images, so a head on the raw features learns slowly.
     """
 
     def __init__(self, encoder: VisionTower, num_classes: int = 1, freeze_encoder: bool = False) -> None:
         super().__init__()
         self.encoder = encoder
+        self.norm = FeatureStandardizer(encoder.embed_dim) if freeze_encoder else nn.Identity()
         self.head = nn.Linear(encoder.embed_dim, num_classes)
         self.freeze_encoder = freeze_encoder
         encoder.requires_grad_(not freeze_encoder)
@@ -61,7 +84,7 @@ class CXRClassifier(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """``[B, C, H, W]`` -> ``[B, num_classes]`` logits."""
-        return self.head(self.encoder(image).global_features)
+        return self.head(self.norm(self.encoder(image).global_features))
 
 
 def classifier_from_pretrained(
