@@ -15,6 +15,7 @@ from monai_mlip.data import clean_text, parse_report, report_text, split_sentenc
 from monai_mlip.data.synthetic import CHEXPERT_COLUMNS, FindingSpec, Statement, render_study
 from monai_mlip.data.synthetic.reports import aggregate_labels
 from monai_mlip.engines import ZeroShotClassifier
+from monai_mlip.losses import global_contrastive_loss
 from monai_mlip.networks import build_tiny_text_model, create_mlip
 
 # Which column each finding's sentences must assert (1.0, or -1.0 when hedged).
@@ -184,9 +185,7 @@ def test_pneumothorax_prompts_read_as_the_reports_state_it(studies, tmp_path):
     for _ in range(200):
         batch = torch.randperm(300)[:32]
         texts = model.encode_text(input_ids[batch], attention_mask[batch])
-        logits = model.logit_scale.exp() * ideal_images[batch] @ texts.t()
-        targets = torch.arange(len(batch))
-        loss = (F.cross_entropy(logits, targets) + F.cross_entropy(logits.t(), targets)) / 2
+        loss = global_contrastive_loss(ideal_images[batch], texts, model.logit_scale.exp())
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
