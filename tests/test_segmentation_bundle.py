@@ -62,6 +62,18 @@ def test_train_config_properties(tmp_path, case, dataset_dir, models_dir):
     assert _workflow(case, tmp_path, dataset_dir, models_dir).check_properties() == []
 
 
+def test_dice_on_positives_leaves_out_images_without_a_lesion(tmp_path, case, dataset_dir, models_dir):
+    parser = _workflow(case, tmp_path, dataset_dir, models_dir).parser
+    lesion = torch.zeros(1, 8, 8)
+    lesion[0, 2:5, 2:5] = 1
+    pred = [lesion.clone(), lesion.clone()]  # a false positive on the empty image, a hit on the lesion
+    label = [torch.zeros(1, 8, 8), lesion.clone()]
+    for key, expected in (("validate#key_metric#val_dice", 0.5), ("validate#metrics#val_dice_positive", 1.0)):
+        metric = parser.get_parsed_content(f"{key}#metric_fn")
+        metric(y_pred=pred, y=label)
+        assert float(metric.aggregate()) == pytest.approx(expected), key
+
+
 def test_a_small_fraction_trains_for_the_minimum_number_of_steps(tmp_path, case, dataset_dir, models_dir):
     fast = {key: value for key, value in FAST.items() if key != "max_epochs"}
     case.check_step_floor(tmp_path, dataset_dir, models_dir, fraction=0.5, **fast)

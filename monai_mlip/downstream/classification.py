@@ -60,8 +60,8 @@ class CXRClassifier(nn.Module):
         num_classes: outputs (1 for a binary finding).
         freeze_encoder: linear probe: the encoder gets no gradient and stays in eval mode (no dropout, no
             stochastic depth) even while the head trains, and the head reads standardised features
-            (:class:`FeatureStandardizer`): a frozen tower's features share a large common component and
-            differ little between images, so a head on the raw features learns slowly.
+            (:class:`FeatureStandardizer`), which gave the better probes on the synthetic 10 % splits
+            (bundle docs: RSNA AUC 0.663 -> 0.698 for the MLIP encoder, 0.544 -> 0.588 for random init).
     """
 
     def __init__(self, encoder: VisionTower, num_classes: int = 1, freeze_encoder: bool = False) -> None:
