@@ -134,6 +134,23 @@ def test_unetr_frozen_encoder_and_bad_init(pretrained_model):
         unetr_from_pretrained(models_dir, init="imagenet")
 
 
+def test_unetr_starts_from_near_empty_masks(pretrained_model):
+    models_dir, _ = pretrained_model
+    image = torch.randn(2, 1, 32, 32)
+    for init in ("mlip", "random"):
+        torch.manual_seed(0)
+        with torch.no_grad():
+            prior = torch.sigmoid(unetr_from_pretrained(models_dir, init=init, feature_size=8).eval()(image))
+        torch.manual_seed(0)
+        with torch.no_grad():
+            plain = unetr_from_pretrained(models_dir, init=init, feature_size=8, foreground_prior=None).eval()(image)
+        # at threshold 0.5 the prior-initialised net marks no pixel, MONAI's initialisation a large share
+        assert (prior > 0.5).float().mean() == 0.0 and abs(float(prior.mean()) - 0.01) < 0.01
+        assert (torch.sigmoid(plain) > 0.5).float().mean() > 0.2
+    with pytest.raises(ValueError, match="foreground_prior"):
+        unetr_from_pretrained(models_dir, feature_size=8, foreground_prior=1.0)
+
+
 def test_unetr_from_a_local_timm_checkpoint(pretrained_model, tmp_path):
     from safetensors.torch import save_file
 

@@ -74,6 +74,20 @@ def test_dice_on_positives_leaves_out_images_without_a_lesion(tmp_path, case, da
         assert float(metric.aggregate()) == pytest.approx(expected), key
 
 
+def test_the_loss_takes_the_soft_dice_over_the_whole_batch(tmp_path, case, dataset_dir, models_dir):
+    # MGCA's 10 * focal - log(soft Dice) flattens the batch: a false positive on a lesion-free image then
+    # costs Dice too, where a per-image Dice of an empty mask is the same whatever the network predicts
+    loss = _workflow(case, tmp_path, dataset_dir, models_dir).parser.get_parsed_content("loss")
+    lesion = torch.zeros(1, 1, 8, 8)
+    lesion[..., 2:5, 2:5] = 1
+    logits = torch.cat([lesion, lesion]) * 12.0 - 6.0  # a hit on the lesion, a false positive on the empty image
+    label = torch.cat([lesion, torch.zeros_like(lesion)])
+    as_one_image = loss.dice(
+        logits.permute(1, 2, 0, 3).reshape(1, 1, 8, 16), label.permute(1, 2, 0, 3).reshape(1, 1, 8, 16)
+    )
+    torch.testing.assert_close(loss.dice(logits, label), as_one_image)
+
+
 def test_a_small_fraction_trains_for_the_minimum_number_of_steps(tmp_path, case, dataset_dir, models_dir):
     fast = {key: value for key, value in FAST.items() if key != "max_epochs"}
     case.check_step_floor(tmp_path, dataset_dir, models_dir, fraction=0.5, **fast)

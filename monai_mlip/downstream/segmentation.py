@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 
+import torch
 from monai.networks.nets import UNETR
 
 from monai_mlip.networks.convert import adopt_patch_embedding, load_tower_weights, monai_vit_shape
@@ -20,6 +22,7 @@ def unetr_from_pretrained(
     feature_size: int = 16,
     freeze_encoder: bool = False,
     timm_weights: str | os.PathLike | bool = True,
+    foreground_prior: float | None = 0.01,
 ) -> UNETR:
     """A 2D ``UNETR`` shaped like the pre-training bundle's vision tower, its encoder initialised from it.
 
@@ -32,6 +35,11 @@ def unetr_from_pretrained(
         feature_size: UNETR decoder width.
         freeze_encoder: frozen-encoder mode: the ViT gets no gradient (the decoder trains).
         timm_weights: for ``init="timm"``: a local weights file, or ``True`` for the timm cache.
+        foreground_prior: the foreground probability every pixel starts at: the output layer's bias is
+            set to its logit (Lin et al. 2017, the focal loss's prior initialisation), so training starts
+            from near-empty masks instead of the 0.5 a zero bias gives, which at threshold 0.5 marks
+            every lesion-free image wrong until enough steps have pushed every pixel down. ``None``
+            keeps MONAI's initialisation.
 
     Raises:
         ValueError: an unknown ``init``, or pre-trained weights that leave part of the encoder unset (the
@@ -58,5 +66,10 @@ def unetr_from_pretrained(
         result = load_tower_weights(unetr.vit, tower)
         if result.missing_keys:
             raise ValueError(f"the pre-trained tower left these UNETR encoder weights unset: {result.missing_keys}")
+    if foreground_prior is not None:
+        if not 0.0 < foreground_prior < 1.0:
+            raise ValueError(f"foreground_prior must be in (0, 1), got {foreground_prior}")
+        with torch.no_grad():
+            unetr.out.conv.conv.bias.fill_(math.log(foreground_prior / (1.0 - foreground_prior)))
     unetr.vit.requires_grad_(not freeze_encoder)
     return unetr
