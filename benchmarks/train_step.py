@@ -4,7 +4,10 @@ MLIP step: half of the patches masked, global + local OT + MIP losses with SIE w
 gradient clipping, AdamW step. CLIP step: no masking, the global contrastive loss only, the same
 backward and optimiser step. Two shapes: the ``tiny`` preset (batch 32, the bundle's default) and
 ViT-B/16 + BERT-base (random init, 224 px, batch 8 on the CPU). Reports are real synthetic reports,
-tokenised as the bundle does; images are random (the cost does not depend on pixel values).
+tokenised as the bundle does; images are random (the cost does not depend on pixel values). Also the
+MLIP step on the same images as a MONAI ``MetaTensor`` (what MONAI transforms return) against a plain
+tensor (what the bundle's ``ToTensord(track_meta=False)`` hands the trainer): every operation on a
+``MetaTensor`` goes through its ``__torch_function__``.
 
     python -m benchmarks.train_step [--quick]
 """
@@ -15,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from monai.data import MetaTensor
 
 from benchmarks.common import paired_seconds, parse_args, synthetic_reports, write_results
 from monai_mlip.data import TokenizeReportd
@@ -71,6 +75,9 @@ def compare(name: str, shape: dict, reports: list[str], workdir: Path, rounds: i
     clip = make_step(model, MLIPLoss(lambda_local=0.0, lambda_mip=0.0, use_sie=False), 0.0, batch)
     mlip_s, clip_s = paired_seconds(mlip, clip, rounds)
     print(f"{name}: MLIP step {mlip_s:.3f} s, CLIP step {clip_s:.3f} s, ratio {mlip_s / clip_s:.2f}")
+    meta = make_step(model, MLIPLoss(), model.mask_ratio, {**batch, "image": MetaTensor(batch["image"])})
+    meta_s, plain_s = paired_seconds(meta, mlip, rounds)
+    print(f"{name}: MLIP step on a MetaTensor {meta_s:.3f} s, on a tensor {plain_s:.3f} s ({meta_s / plain_s:.2f})")
     return {
         "batch": shape["batch"],
         "image_size": model.vision.image_size,
@@ -79,6 +86,9 @@ def compare(name: str, shape: dict, reports: list[str], workdir: Path, rounds: i
         "mlip_step_s": mlip_s,
         "clip_step_s": clip_s,
         "mlip_over_clip": mlip_s / clip_s,
+        "metatensor_step_s": meta_s,
+        "tensor_step_s": plain_s,
+        "metatensor_over_tensor": meta_s / plain_s,
     }
 
 
@@ -88,8 +98,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         reports = synthetic_reports(max(shape["batch"] for shape in shapes.values()) * 4, Path(tmp))
         results = {name: compare(name, shape, reports, Path(tmp), args.rounds) for name, shape in shapes.items()}
-    headline = {f"mlip_over_clip_step_{name}": result["mlip_over_clip"] for name, result in results.items()}
-    detail = {"what": "one MLIP training step over one CLIP step, same towers and batch", "shapes": results}
+    headline = {}
+    for name, result in results.items():
+        headline[f"mlip_over_clip_step_{name}"] = result["mlip_over_clip"]
+        headline[f"metatensor_over_tensor_step_{name}"] = result["metatensor_over_tensor"]
+    what = "one MLIP training step over one CLIP step, same towers and batch; MetaTensor over plain images"
+    detail = {"what": what, "shapes": results}
     write_results(args.out, "train_step", detail, headline)
 
 
