@@ -37,18 +37,20 @@ def unetr_from_pretrained(
         timm_weights: for ``init="timm"``: a local weights file, or ``True`` for the timm cache.
         foreground_prior: the foreground probability every pixel starts at: the output layer's bias is
             set to its logit (Lin et al. 2017, the focal loss's prior initialisation), so training starts
-            from near-empty masks instead of the 0.5 a zero bias gives, which at threshold 0.5 marks
-            every lesion-free image wrong until enough steps have pushed every pixel down. ``None``
-            keeps MONAI's initialisation.
+            from near-empty masks. With MONAI's initialisation pixels start around 0.5, many above the
+            threshold, which marks every lesion-free image wrong until training has pushed all of its
+            pixels down. ``None`` keeps MONAI's initialisation.
 
     Raises:
-        ValueError: an unknown ``init``, or pre-trained weights that leave part of the encoder unset (the
-            message lists the keys).
+        ValueError: an unknown ``init``, a ``foreground_prior`` outside (0, 1), or pre-trained weights that
+            leave part of the encoder unset (the message lists the keys).
     """
     from monai_mlip.bundle import load_pretrained
 
     if init not in SEGMENTATION_INITS:
         raise ValueError(f"init must be one of {SEGMENTATION_INITS}, got {init!r}")
+    if foreground_prior is not None and not 0.0 < foreground_prior < 1.0:
+        raise ValueError(f"foreground_prior must be in (0, 1), got {foreground_prior}")
     overrides = {"vision_weights": timm_weights} if init == "timm" else {}
     mlip = load_pretrained(models_dir, weights="model.pt" if init == "mlip" else None, **overrides)
     tower = mlip.vision
@@ -67,8 +69,6 @@ def unetr_from_pretrained(
         if result.missing_keys:
             raise ValueError(f"the pre-trained tower left these UNETR encoder weights unset: {result.missing_keys}")
     if foreground_prior is not None:
-        if not 0.0 < foreground_prior < 1.0:
-            raise ValueError(f"foreground_prior must be in (0, 1), got {foreground_prior}")
         with torch.no_grad():
             unetr.out.conv.conv.bias.fill_(math.log(foreground_prior / (1.0 - foreground_prior)))
     unetr.vit.requires_grad_(not freeze_encoder)
