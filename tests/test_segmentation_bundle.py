@@ -166,6 +166,19 @@ def test_few_shot_grid_writes_one_table(tmp_path, models_dir):
     assert (tmp_path / "runs" / "siim_segmentation_0.5_random" / "eval" / "metrics_test.json").is_file()
 
 
+def test_few_shot_grid_refuses_overrides_it_would_ignore(tmp_path, capsys):
+    from monai_mlip.downstream.grid import main, run_grid
+
+    with pytest.raises(ValueError, match=r"does not run: \['siim_segmentaton'\]"):  # a typo, before any run
+        run_grid(tmp_path, tmp_path / "runs", tasks=["siim_segmentation"], overrides={"siim_segmentaton": {}})
+    assert not (tmp_path / "runs").exists()
+    common = ["--pretrained_dir", str(tmp_path), "--out", str(tmp_path / "grid.md")]
+    for bad in ("{not json", '{"siim_segmentation": true}'):
+        with pytest.raises(SystemExit):
+            main([*common, "--overrides", bad])
+        assert "--overrides" in capsys.readouterr().err
+
+
 def test_inference_masks_keep_a_non_square_image_geometry(trained, tmp_path, models_dir):
     from PIL import Image
 

@@ -4,6 +4,11 @@ with a zero-shot row for the classification tasks.
 
     python -m monai_mlip.downstream.grid --pretrained_dir bundles/mlip_pretrain/models --out few_shot.md
 
+``--overrides`` takes a JSON object of per-task bundle overrides, for example the real datasets and the
+frozen-encoder segmentation protocol:
+
+    --overrides '{"rsna_classification": {"dataset_dir": "/data/rsna"}, "siim_segmentation": {"freeze_encoder": true}}'
+
 Run it from the repository root (or pass ``--bundles_dir``). Each cell is a real bundle run
 (``train.json``, then ``train.json`` + ``evaluate.json``; zero-shot: ``evaluate.json`` with ``mode=zero_shot``)
 in its own bundle root under ``--work``; the table cites the test-split figures the bundles wrote.
@@ -80,10 +85,17 @@ def run_grid(
         tasks: keys of :data:`TASKS`.
         overrides: per task, more bundle overrides (``dataset_dir``, ``max_epochs``, ...).
         bundles_dir: the folder holding the bundles.
+
+    Raises:
+        ValueError: a task not in :data:`TASKS`, or overrides for a task the grid does not run (a typo
+            there would otherwise silently run that task on its defaults).
     """
     unknown = sorted(set(tasks) - set(TASKS))
     if unknown:
         raise ValueError(f"unknown tasks {unknown}; choose from {sorted(TASKS)}")
+    unused = sorted(set(overrides or {}) - set(tasks))
+    if unused:
+        raise ValueError(f"overrides name tasks the grid does not run: {unused}; it runs {list(tasks)}")
     results: dict[tuple[str, float | str, str, str], float | None] = {}
     for task in tasks:
         bundle, metrics_file, figures = TASKS[task]
@@ -120,6 +132,17 @@ def _table(results: Mapping, tasks: Sequence[str], fractions: Sequence[float], i
     return "\n".join(lines) + "\n"
 
 
+def _task_overrides(text: str) -> dict[str, dict[str, Any]]:
+    """Parse ``--overrides``: a JSON object mapping task names to objects of bundle overrides."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"--overrides is not valid JSON ({error}): {text}") from None
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise argparse.ArgumentTypeError(f'--overrides must be {{"<task>": {{"<key>": value}}}}, got {text}')
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pretrained_dir", required=True, help="the pre-training bundle's models folder")
@@ -129,9 +152,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--inits", nargs="+", default=["mlip", "random"])
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--bundles_dir", type=Path, default=Path("bundles"), help="the folder holding the bundles")
+    parser.add_argument(
+        "--overrides",
+        type=_task_overrides,
+        default={},
+        help='JSON object of per-task bundle overrides: {"<task>": {"<key>": value, ...}, ...}',
+    )
     args = parser.parse_args(argv)
     table = run_grid(
-        args.pretrained_dir, args.work, args.fractions, args.inits, args.tasks, bundles_dir=args.bundles_dir
+        args.pretrained_dir,
+        args.work,
+        args.fractions,
+        args.inits,
+        args.tasks,
+        overrides=args.overrides,
+        bundles_dir=args.bundles_dir,
     )
     args.out.write_text(table)
     print(table)
