@@ -88,7 +88,7 @@ def test_key_mapping(gap_tower):
     assert all(m.eps == 1e-6 for m in vit.modules() if isinstance(m, torch.nn.LayerNorm))
 
 
-@pytest.mark.parametrize("model", ["vit_tiny_patch16_224", "vit_conv_stem_patch16"])
+@pytest.mark.parametrize("model", ["vit_tiny_patch16_224", "vit_conv_stem_patch16", "vit_pooled_stem_patch16"])
 def test_monai_vit_reproduces_the_tower_patch_features(gap_tower, model):
     tower = gap_tower if model == "vit_tiny_patch16_224" else trained_like(VisionTower(model, **GAP_LAYOUT))
     vit = to_monai_vit(tower).eval()

@@ -72,6 +72,17 @@ def test_train_config_properties(tmp_path, dataset_dir):
     assert _workflow(tmp_path, dataset_dir).check_properties() == []
 
 
+@pytest.mark.parametrize(("presets", "floor"), [((), 0.3 * 5e-4), (("configs/model/paper.json",), 0.0)])
+def test_learning_rate_floor_of_each_preset(presets, floor):
+    """The tiny default's cosine stops at 30 % of the peak (its CPU run is too short to learn pneumothorax
+    on a schedule that reaches 0); the paper preset's decays to 0."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config([str(CONFIGS / "train.json"), *(str(REPO / preset) for preset in presets)])
+    assert parser.get_parsed_content("lr_scheduler#end_lr") == pytest.approx(floor)
+
+
 def test_inference_config_properties(trained):
     root, _ = trained
     workflow = bundle_workflow(CONFIGS, ["inference.json"], root, input_dir=str(root / "eval"))

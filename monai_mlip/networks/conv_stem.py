@@ -1,4 +1,5 @@
-"""A Vision Transformer with a convolutional stem, registered with timm as ``vit_conv_stem_patch16``.
+"""Vision Transformers with a convolutional stem, registered with timm as ``vit_conv_stem_patch16`` and
+``vit_pooled_stem_patch16``.
 
 A from-scratch ViT whose patch embedding is one 16 x 16 convolution learns slowly on little data: on the
 synthetic CXR set, trained for the few hundred steps a CPU allows, it barely separated findings that a
@@ -14,7 +15,16 @@ images, in a frozen encoder that a downstream bundle trains around, and in every
 4-epoch global-loss run of the tiny preset on the synthetic set a stem with 8-group GroupNorm also
 learned faster than one with BatchNorm (global loss 3.21 against 3.28).
 
-The model is timm's own ``VisionTransformer`` with timm's ``HybridEmbed`` around timm's ``ConvStem``; only
+``vit_pooled_stem_patch16`` (the tiny preset's tower) reaches the same 16 x 16 pixel token grid another
+way: a 2 x 2 average pooling, then six 3 x 3 convolutions of strides 2, 1, 2, 1, 2, 1 (widths ``E/4, E/4,
+E/2, E/2, E, E``), each followed by an 8-group GroupNorm and GELU. It sees the image at half resolution
+through twice the depth. Measured on the synthetic set (226 held-out studies): in a training loop outside
+the bundle (the tiny preset's towers and loss, batch 32) its zero-shot pneumothorax AUC reached 0.97 at
+1,000 steps of a 3,000-step schedule, and in the pre-training bundle 0.74 after the default 14 epochs
+and 0.92 after 20, where the four-layer stem at full resolution stayed below 0.7 in every run (the
+bundle's docs give the runs).
+
+The models are timm's own ``VisionTransformer`` with timm's ``HybridEmbed`` around timm's ``ConvStem``; only
 the entry point is ours. :mod:`monai_mlip.networks.convert` carries the stem into MONAI's ``ViT`` and
 ``UNETR`` as their patch-embedding module.
 """
@@ -30,12 +40,28 @@ from timm.models.vision_transformer import VisionTransformer
 from timm.models.vision_transformer_hybrid import ConvStem
 from torch import nn
 
-__all__ = ["vit_conv_stem_patch16"]
+__all__ = ["vit_conv_stem_patch16", "vit_pooled_stem_patch16"]
 
-# read by ``register_model`` (so timm knows the model has no published weights and says nothing about it)
+# read by ``register_model`` (so timm knows the models have no published weights and says nothing about them)
 default_cfgs = generate_default_cfgs(
-    {"vit_conv_stem_patch16": {"first_conv": "patch_embed.backbone.0.conv", "classifier": "head"}}
+    {
+        "vit_conv_stem_patch16": {"first_conv": "patch_embed.backbone.0.conv", "classifier": "head"},
+        "vit_pooled_stem_patch16": {"first_conv": "patch_embed.backbone.1.0.conv", "classifier": "head"},
+    }
 )
+
+
+def _vit_with_stem(name: str, stem: nn.Module, pretrained: bool, **kwargs: Any) -> VisionTransformer:
+    """timm's ``VisionTransformer`` whose patch embedding is ``stem`` (one token per output pixel)."""
+    embed_layer = partial(HybridEmbed, backbone=stem, proj=False)
+    return build_model_with_cfg(VisionTransformer, name, pretrained, embed_layer=embed_layer, patch_size=1, **kwargs)
+
+
+def _vit_b_defaults(kwargs: dict[str, Any]) -> int:
+    """Fill in ViT-B's depth and heads where ``kwargs`` does not set them; returns the width."""
+    kwargs.setdefault("depth", 12)
+    kwargs.setdefault("num_heads", 12)
+    return kwargs.setdefault("embed_dim", 768)
 
 
 @register_model
@@ -46,9 +72,7 @@ def vit_conv_stem_patch16(pretrained: bool = False, **kwargs: Any) -> VisionTran
         pretrained: must be ``False``: no weights are published for this model.
         **kwargs: ``VisionTransformer`` arguments (``img_size``, ``in_chans``, ``embed_dim``, ``depth``, ...).
     """
-    embed_dim = kwargs.setdefault("embed_dim", 768)
-    kwargs.setdefault("depth", 12)
-    kwargs.setdefault("num_heads", 12)
+    embed_dim = _vit_b_defaults(kwargs)
     stem = ConvStem(
         in_chans=kwargs.get("in_chans", 3),
         depth=4,
@@ -56,7 +80,26 @@ def vit_conv_stem_patch16(pretrained: bool = False, **kwargs: Any) -> VisionTran
         stride=(2, 2, 2, 2),
         norm_layer=partial(nn.GroupNorm, num_groups=4),
     )
-    embed_layer = partial(HybridEmbed, backbone=stem, proj=False)
-    return build_model_with_cfg(
-        VisionTransformer, "vit_conv_stem_patch16", pretrained, embed_layer=embed_layer, patch_size=1, **kwargs
+    return _vit_with_stem("vit_conv_stem_patch16", stem, pretrained, **kwargs)
+
+
+@register_model
+def vit_pooled_stem_patch16(pretrained: bool = False, **kwargs: Any) -> VisionTransformer:
+    """ViT whose stem pools 2 x 2 pixels, then runs six convolutions (a token per 16 x 16 input pixels);
+    ViT-B shape by default (widths must be divisible by 32).
+
+    Args:
+        pretrained: must be ``False``: no weights are published for this model.
+        **kwargs: ``VisionTransformer`` arguments (``img_size``, ``in_chans``, ``embed_dim``, ``depth``, ...).
+    """
+    embed_dim = _vit_b_defaults(kwargs)
+    widths = (embed_dim // 4, embed_dim // 4, embed_dim // 2, embed_dim // 2, embed_dim, embed_dim)
+    stem = ConvStem(
+        in_chans=kwargs.get("in_chans", 3),
+        depth=len(widths),
+        channels=widths,
+        stride=(2, 1, 2, 1, 2, 1),
+        norm_layer=partial(nn.GroupNorm, num_groups=8),
+        act_layer=nn.GELU,
     )
+    return _vit_with_stem("vit_pooled_stem_patch16", nn.Sequential(nn.AvgPool2d(2), stem), pretrained, **kwargs)

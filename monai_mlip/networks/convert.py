@@ -63,7 +63,8 @@ __all__ = [
     "vit_state_dict_for_monai",
 ]
 
-_ANCHORS = ("patch_embed.proj.weight", "patch_embed.backbone.0.conv.weight")  # patchify conv, conv stem
+# the first convolution of a patchify embedding, a conv stem, and a pooled stem (pooling, then a conv stem)
+_ANCHORS = ("patch_embed.proj.weight", "patch_embed.backbone.0.conv.weight", "patch_embed.backbone.1.0.conv.weight")
 _STEM = "patch_embed.backbone."
 _MONAI_PATCH_EMBED = "patch_embedding.patch_embeddings."
 _BLOCK_KEYS = {

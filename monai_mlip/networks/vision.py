@@ -29,7 +29,7 @@ from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from monai_mlip.hub import resolve_timm_weights
-from monai_mlip.networks import conv_stem  # noqa: F401  (registers vit_conv_stem_patch16 with timm)
+from monai_mlip.networks import conv_stem  # noqa: F401  (registers the conv-stem ViTs with timm)
 
 __all__ = ["VisionFeatures", "VisionTower", "random_patch_mask"]
 
@@ -90,7 +90,8 @@ class VisionTower(nn.Module):
 
     Args:
         model_name: a timm model name whose class is (a subclass of) ``VisionTransformer``, e.g.
-            ``vit_base_patch16_224``, or ``vit_conv_stem_patch16`` (:mod:`monai_mlip.networks.conv_stem`).
+            ``vit_base_patch16_224``, or ``vit_conv_stem_patch16`` / ``vit_pooled_stem_patch16``
+            (:mod:`monai_mlip.networks.conv_stem`).
         weights: ``None``/``False`` for random initialisation; a local weights file; or ``True`` for the
             model's default pretrained weights from the local cache (see :mod:`monai_mlip.hub`).
         image_size: side of the square input.
