@@ -154,13 +154,13 @@ def test_unetr_starts_from_near_empty_masks(pretrained_model):
 def test_unetr_from_a_local_timm_checkpoint(pretrained_model, tmp_path):
     from safetensors.torch import save_file
 
-    from monai_mlip.networks import VisionTower
+    from monai_mlip.networks import PRESETS, VisionTower
 
     models_dir, _ = pretrained_model
     kwargs = {"in_chans": 1, "embed_dim": 32, "depth": 2, "num_heads": 2, "class_token": False}
     kwargs |= {"global_pool": "avg", "fc_norm": False}
     torch.manual_seed(5)
-    reference = VisionTower("vit_conv_stem_patch16", image_size=32, **kwargs).eval()
+    reference = VisionTower(PRESETS["tiny"].vision_model, image_size=32, **kwargs).eval()  # the fixture's tower
     save_file({k: v.contiguous() for k, v in reference.trunk.state_dict().items()}, str(tmp_path / "vit.safetensors"))
     unetr = unetr_from_pretrained(models_dir, init="timm", timm_weights=tmp_path / "vit.safetensors", feature_size=8)
     image = torch.randn(2, 1, 32, 32)

@@ -178,7 +178,7 @@ def test_gradients_reach_towers_projections_phi_and_decoder(model):
     out = model(**batch, mask_ratio=0.5, generator=torch.Generator().manual_seed(0))
     MLIPLoss()(out)["loss"].backward()
     parts = {
-        "vision stem": model.vision.trunk.patch_embed.backbone[0].conv.weight,
+        "vision stem": next(model.vision.trunk.patch_embed.backbone.parameters()),  # its first convolution
         "vision first block": model.vision.trunk.blocks[0].attn.qkv.weight,
         "text embeddings": model.text.model.embeddings.word_embeddings.weight,
         "text last layer": next(model.text.model.encoder.layer[-1].parameters()),

@@ -111,6 +111,18 @@ def test_vision_weights_from_a_local_file_adapt_rgb_to_grey(tmp_path):
     assert resized.trunk.pos_embed.shape == (1, 1 + 36, 32)
 
 
+def test_vision_weights_of_another_architecture_are_refused(tmp_path):
+    kwargs = {"in_chans": 1, "embed_dim": 32, "depth": 2, "num_heads": 2, "class_token": False, "global_pool": "avg"}
+    kwargs["image_size"] = 32
+    other = VisionTower("vit_conv_stem_patch16", **kwargs)
+    save_file({k: v.contiguous() for k, v in other.trunk.state_dict().items()}, str(tmp_path / "stem.safetensors"))
+    # the blocks fit, the stems do not: timm alone would load the blocks and leave the stem random
+    with pytest.raises(ValueError, match=r"stem.safetensors does not fit vit_pooled_stem_patch16.*patch_embed"):
+        VisionTower("vit_pooled_stem_patch16", weights=tmp_path / "stem.safetensors", **kwargs)
+    loaded = VisionTower("vit_conv_stem_patch16", weights=tmp_path / "stem.safetensors", **kwargs)
+    torch.testing.assert_close(loaded.trunk.state_dict(), other.trunk.state_dict())
+
+
 def test_paper_preset_loads_tiny_models_from_the_local_cache(tmp_path, empty_cache, text_dir):
     """The paper preset's code path (hub names resolved in the local cache) with tiny stand-ins."""
     save_timm_vit(tmp_path / "model.safetensors", img_size=64, **TINY_VIT)

@@ -25,7 +25,8 @@ from typing import Any
 import timm
 import torch
 from timm.layers import HybridEmbed
-from timm.models.vision_transformer import VisionTransformer
+from timm.models import load_state_dict
+from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
 from torch import nn
 
 from monai_mlip.hub import resolve_timm_weights
@@ -85,6 +86,17 @@ def random_patch_mask(
     return kept.sort(dim=1).values
 
 
+def _check_weights_fit(trunk: VisionTransformer, weights_file: str | os.PathLike, model_name: str) -> None:
+    """Raise if ``weights_file`` leaves any trunk parameter unset. timm loads pretrained weights without
+    ``strict`` whenever the classifier differs (the tower has none), so weights of another architecture would
+    otherwise load in part, with only a log line, and leave the rest at random initialisation."""
+    state = checkpoint_filter_fn(load_state_dict(str(weights_file)), trunk)
+    missing = sorted(set(trunk.state_dict()) - set(state))
+    if missing:
+        shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+        raise ValueError(f"{weights_file} does not fit {model_name}: it has no weights for {shown}")
+
+
 class VisionTower(nn.Module):
     """A timm ViT that can encode a random subset of its patches.
 
@@ -103,6 +115,7 @@ class VisionTower(nn.Module):
     Raises:
         PretrainedNotFoundError: pretrained weights were asked for and no local copy exists.
         TypeError: the timm model is not a Vision Transformer.
+        ValueError: the weights file leaves part of the trunk unset (another architecture's weights).
     """
 
     def __init__(
@@ -128,6 +141,8 @@ class VisionTower(nn.Module):
         )
         if not isinstance(self.trunk, VisionTransformer):
             raise TypeError(f"{model_name} is a {type(self.trunk).__name__}, not a timm VisionTransformer")
+        if weights_file is not None:
+            _check_weights_fit(self.trunk, weights_file, model_name)
         self.model_name = model_name
         self.in_chans = in_chans
 
