@@ -63,8 +63,7 @@ __all__ = [
     "vit_state_dict_for_monai",
 ]
 
-# the first convolution of a patchify embedding, a conv stem, and a pooled stem (pooling, then a conv stem)
-_ANCHORS = ("patch_embed.proj.weight", "patch_embed.backbone.0.conv.weight", "patch_embed.backbone.1.0.conv.weight")
+_PATCH_EMBED = "patch_embed."  # every timm ViT's token embedding, whatever it holds (a convolution, a stem)
 _STEM = "patch_embed.backbone."
 _MONAI_PATCH_EMBED = "patch_embedding.patch_embeddings."
 _BLOCK_KEYS = {
@@ -85,12 +84,18 @@ class LoadResult(NamedTuple):
 
 
 def _timm_prefix(state_dict: Mapping[str, torch.Tensor]) -> str:
-    anchors = [(key, anchor) for key in state_dict for anchor in _ANCHORS if key.endswith(anchor)]
-    if len(anchors) != 1:
-        found = [key for key, _ in anchors]
-        raise ValueError(f"expected one timm ViT in the state dict (one key ending in {_ANCHORS}), found {found}")
-    key, anchor = anchors[0]
-    return key[: -len(anchor)]
+    """The prefix of the one timm ViT in ``state_dict``: whatever precedes its ``patch_embed.*`` keys."""
+    prefixes = set()
+    for key in state_dict:
+        prefix, found, _ = key.partition(_PATCH_EMBED)
+        if found and (not prefix or prefix.endswith(".")):
+            prefixes.add(prefix)
+    if len(prefixes) != 1:
+        raise ValueError(
+            f"expected one timm ViT in the state dict (keys under one '<prefix>{_PATCH_EMBED}'), "
+            f"found the prefixes {sorted(prefixes)}"
+        )
+    return prefixes.pop()
 
 
 def adopt_patch_embedding(target: ViT, tower: VisionTower) -> None:
