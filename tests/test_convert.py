@@ -32,6 +32,11 @@ def trained_like(tower: VisionTower) -> VisionTower:
     with torch.no_grad():
         for param in tower.parameters():
             param.add_(torch.randn_like(param) * 0.05)
+        for name, buffer in tower.named_buffers():  # BatchNorm statistics, where a stem has them
+            if name.endswith("running_mean"):
+                buffer.add_(torch.randn_like(buffer) * 0.05)
+            elif name.endswith("running_var"):
+                buffer.mul_(1 + torch.rand_like(buffer) * 0.2)
     return tower.eval()
 
 
@@ -88,7 +93,9 @@ def test_key_mapping(gap_tower):
     assert all(m.eps == 1e-6 for m in vit.modules() if isinstance(m, torch.nn.LayerNorm))
 
 
-@pytest.mark.parametrize("model", ["vit_tiny_patch16_224", "vit_conv_stem_patch16", "vit_pooled_stem_patch16"])
+@pytest.mark.parametrize(
+    "model", ["vit_tiny_patch16_224", "vit_conv_stem_patch16", "vit_pooled_stem_patch16", "vit_resnet_stem_patch16"]
+)
 def test_monai_vit_reproduces_the_tower_patch_features(gap_tower, model):
     tower = gap_tower if model == "vit_tiny_patch16_224" else trained_like(VisionTower(model, **GAP_LAYOUT))
     vit = to_monai_vit(tower).eval()

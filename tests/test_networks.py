@@ -17,6 +17,7 @@ from monai_mlip.losses import MLIPLoss
 from monai_mlip.networks import (
     MLIP,
     MLIPOutput,
+    VisionTower,
     build_tiny_text_model,
     create_mlip,
     patchify,
@@ -258,3 +259,25 @@ def test_grey_input_to_rgb_stem(text_dir):
         torch.testing.assert_close(model.encode_image(grey), model.encode_image(grey.expand(-1, 3, -1, -1)))
     with pytest.raises(ValueError, match="expected an image"):
         model.encode_image(torch.randn(2, 2, 32, 32))
+
+
+@pytest.mark.parametrize("model_name", ["vit_pooled_stem_patch16", "vit_resnet_stem_patch16"])
+def test_stem_towers_hide_masked_patches(model_name):
+    """A convolutional stem sees past its token's patch; the tower blanks hidden pixels so masking still hides them."""
+    torch.manual_seed(0)
+    tower = VisionTower(
+        model_name, image_size=64, embed_dim=32, depth=1, num_heads=2, class_token=False, global_pool="avg"
+    ).eval()
+    assert tower.num_patches == 16 and tower.patch_size == 16
+    image = torch.randn(2, 1, 64, 64)
+    noise = torch.rand(2, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = tower(image, mask_ratio=0.5, noise=noise)
+        hidden = int(torch.nonzero(~out.visible[0])[0])
+        visible = int(out.patch_index[0, 0])
+        for patch, changes in ((hidden, False), (visible, True)):
+            changed = image.clone()
+            row, col = divmod(patch, 4)
+            changed[0, :, row * 16 : (row + 1) * 16, col * 16 : (col + 1) * 16] += 5.0
+            other = tower(changed, mask_ratio=0.5, noise=noise)
+            assert torch.allclose(other.patch_features[0], out.patch_features[0], atol=1e-6) != changes

@@ -24,6 +24,19 @@ the bundle (the tiny preset's towers and loss, batch 32) its zero-shot pneumotho
 and 0.92 after 20, where the four-layer stem at full resolution stayed below 0.7 in every run (the
 bundle's docs give the runs).
 
+``vit_resnet_stem_patch16`` puts the first three stages of a half-width ResNet-18 in front of the blocks:
+a 7 x 7 stride-2 convolution of width ``E/4`` with BatchNorm and ReLU, a 3 x 3 stride-2 max pooling, then
+two of timm's ``BasicBlock`` a stage at widths ``E/4, E/2, E`` (strides 1, 2, 2), again 16 x 16 pixels a
+token. It is here because the supervised check in the pre-training bundle's docs found that a ResNet-18
+learns synthetic pneumonia several times faster than the other stems (held-out AUC 0.85 after 300 steps
+against 0.60 after 600 for the pooled stem); with this trunk and four 128-wide blocks, supervised, pneumonia
+reached 0.88 at 300 steps (0.29 s a step against the pooled-stem tower's 0.19 s), and the pre-training
+bundle with it as the tiny tower (``--model_overrides '{"vision_model": "vit_resnet_stem_patch16"}'``,
+14 epochs, 8 min 49 s) ended at zero-shot pneumothorax 0.984 and a pointing game of 0.377 (random 0.084),
+against 0.704 and 0.242 for the pooled stem. BatchNorm is part of why it learns fast (the same ResNet-18
+with GroupNorm was far slower); the price is that the stem normalises by batch statistics in training,
+so a frozen encoder must be kept in evaluation mode and several processes want ``SyncBatchNorm``.
+
 The models are timm's own ``VisionTransformer`` with timm's ``HybridEmbed`` around timm's ``ConvStem``; only
 the entry point is ours. :mod:`monai_mlip.networks.convert` carries the stem into MONAI's ``ViT`` and
 ``UNETR`` as their patch-embedding module.
@@ -36,17 +49,19 @@ from typing import Any
 
 from timm.layers import HybridEmbed
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models.resnet import BasicBlock, downsample_conv
 from timm.models.vision_transformer import VisionTransformer
 from timm.models.vision_transformer_hybrid import ConvStem
 from torch import nn
 
-__all__ = ["vit_conv_stem_patch16", "vit_pooled_stem_patch16"]
+__all__ = ["vit_conv_stem_patch16", "vit_pooled_stem_patch16", "vit_resnet_stem_patch16"]
 
 # read by ``register_model`` (so timm knows the models have no published weights and says nothing about them)
 default_cfgs = generate_default_cfgs(
     {
         "vit_conv_stem_patch16": {"first_conv": "patch_embed.backbone.0.conv", "classifier": "head"},
         "vit_pooled_stem_patch16": {"first_conv": "patch_embed.backbone.1.0.conv", "classifier": "head"},
+        "vit_resnet_stem_patch16": {"first_conv": "patch_embed.backbone.0", "classifier": "head"},
     }
 )
 
@@ -103,3 +118,34 @@ def vit_pooled_stem_patch16(pretrained: bool = False, **kwargs: Any) -> VisionTr
         act_layer=nn.GELU,
     )
     return _vit_with_stem("vit_pooled_stem_patch16", nn.Sequential(nn.AvgPool2d(2), stem), pretrained, **kwargs)
+
+
+def _resnet_stage(in_chs: int, out_chs: int, stride: int) -> nn.Sequential:
+    """Two timm ``BasicBlock`` (the first strided, with a 1 x 1 convolution shortcut where the shape changes)."""
+    shortcut = None
+    if stride != 1 or in_chs != out_chs:
+        shortcut = downsample_conv(in_chs, out_chs, kernel_size=1, stride=stride, norm_layer=nn.BatchNorm2d)
+    return nn.Sequential(BasicBlock(in_chs, out_chs, stride, shortcut), BasicBlock(out_chs, out_chs))
+
+
+@register_model
+def vit_resnet_stem_patch16(pretrained: bool = False, **kwargs: Any) -> VisionTransformer:
+    """ViT behind the first three stages of a ResNet-18 at ``E/4, E/2, E`` widths (a token per 16 x 16 input
+    pixels); ViT-B shape by default (widths must be divisible by 4).
+
+    Args:
+        pretrained: must be ``False``: no weights are published for this model.
+        **kwargs: ``VisionTransformer`` arguments (``img_size``, ``in_chans``, ``embed_dim``, ``depth``, ...).
+    """
+    embed_dim = _vit_b_defaults(kwargs)
+    quarter, half = embed_dim // 4, embed_dim // 2
+    stem = nn.Sequential(
+        nn.Conv2d(kwargs.get("in_chans", 3), quarter, kernel_size=7, stride=2, padding=3, bias=False),
+        nn.BatchNorm2d(quarter),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
+        _resnet_stage(quarter, quarter, 1),
+        _resnet_stage(quarter, half, 2),
+        _resnet_stage(half, embed_dim, 2),
+    )
+    return _vit_with_stem("vit_resnet_stem_patch16", stem, pretrained, **kwargs)

@@ -102,8 +102,8 @@ class VisionTower(nn.Module):
 
     Args:
         model_name: a timm model name whose class is (a subclass of) ``VisionTransformer``, e.g.
-            ``vit_base_patch16_224``, or ``vit_conv_stem_patch16`` / ``vit_pooled_stem_patch16``
-            (:mod:`monai_mlip.networks.conv_stem`).
+            ``vit_base_patch16_224``, or ``vit_conv_stem_patch16`` / ``vit_pooled_stem_patch16`` /
+            ``vit_resnet_stem_patch16`` (:mod:`monai_mlip.networks.conv_stem`).
         weights: ``None``/``False`` for random initialisation; a local weights file; or ``True`` for the
             model's default pretrained weights from the local cache (see :mod:`monai_mlip.hub`).
         image_size: side of the square input.
