@@ -37,9 +37,9 @@ against 0.704 and 0.242 for the pooled stem. BatchNorm is part of why it learns 
 with GroupNorm was far slower); the price is that the stem normalises by batch statistics in training,
 so a frozen encoder must be kept in evaluation mode and several processes want ``SyncBatchNorm``.
 
-The models are timm's own ``VisionTransformer`` with timm's ``HybridEmbed`` around timm's ``ConvStem``; only
-the entry point is ours. :mod:`monai_mlip.networks.convert` carries the stem into MONAI's ``ViT`` and
-``UNETR`` as their patch-embedding module.
+The models are timm's own ``VisionTransformer`` with timm's ``HybridEmbed`` around timm's ``ConvStem`` (or
+timm's ResNet ``BasicBlock``); only the entry points are ours. :mod:`monai_mlip.networks.convert` carries
+the stem into MONAI's ``ViT`` and ``UNETR`` as their patch-embedding module.
 """
 
 from __future__ import annotations
