@@ -49,7 +49,7 @@ from typing import Any
 
 from timm.layers import HybridEmbed
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
-from timm.models.resnet import BasicBlock, downsample_conv
+from timm.models.resnet import BasicBlock, make_blocks
 from timm.models.vision_transformer import VisionTransformer
 from timm.models.vision_transformer_hybrid import ConvStem
 from torch import nn
@@ -120,14 +120,6 @@ def vit_pooled_stem_patch16(pretrained: bool = False, **kwargs: Any) -> VisionTr
     return _vit_with_stem("vit_pooled_stem_patch16", nn.Sequential(nn.AvgPool2d(2), stem), pretrained, **kwargs)
 
 
-def _resnet_stage(in_chs: int, out_chs: int, stride: int) -> nn.Sequential:
-    """Two timm ``BasicBlock`` (the first strided, with a 1 x 1 convolution shortcut where the shape changes)."""
-    shortcut = None
-    if stride != 1 or in_chs != out_chs:
-        shortcut = downsample_conv(in_chs, out_chs, kernel_size=1, stride=stride, norm_layer=nn.BatchNorm2d)
-    return nn.Sequential(BasicBlock(in_chs, out_chs, stride, shortcut), BasicBlock(out_chs, out_chs))
-
-
 @register_model
 def vit_resnet_stem_patch16(pretrained: bool = False, **kwargs: Any) -> VisionTransformer:
     """ViT behind the first three stages of a ResNet-18 at ``E/4, E/2, E`` widths (a token per 16 x 16 input
@@ -138,14 +130,14 @@ def vit_resnet_stem_patch16(pretrained: bool = False, **kwargs: Any) -> VisionTr
         **kwargs: ``VisionTransformer`` arguments (``img_size``, ``in_chans``, ``embed_dim``, ``depth``, ...).
     """
     embed_dim = _vit_b_defaults(kwargs)
-    quarter, half = embed_dim // 4, embed_dim // 2
+    quarter = embed_dim // 4
+    # timm's ResNet stages: two BasicBlocks each, strides 1, 2, 2, a 1 x 1 shortcut where the shape changes
+    stages, _ = make_blocks((BasicBlock,) * 3, (quarter, embed_dim // 2, embed_dim), (2, 2, 2), inplanes=quarter)
     stem = nn.Sequential(
         nn.Conv2d(kwargs.get("in_chans", 3), quarter, kernel_size=7, stride=2, padding=3, bias=False),
         nn.BatchNorm2d(quarter),
         nn.ReLU(inplace=True),
         nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
-        _resnet_stage(quarter, quarter, 1),
-        _resnet_stage(quarter, half, 2),
-        _resnet_stage(half, embed_dim, 2),
+        *(stage for _, stage in stages),
     )
     return _vit_with_stem("vit_resnet_stem_patch16", stem, pretrained, **kwargs)
