@@ -10,7 +10,7 @@ from monai_mlip.downstream.classification import (
     classifier_from_pretrained,
 )
 from monai_mlip.downstream.datasets import DATASETS, DownstreamDataset, downstream_dataset
-from monai_mlip.downstream.segmentation import SEGMENTATION_INITS, unetr_from_pretrained
+from monai_mlip.downstream.segmentation import SEGMENTATION_INITS, FrozenEncoderUNETR, unetr_from_pretrained
 from monai_mlip.downstream.training import epochs_for_steps
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "SEGMENTATION_INITS",
     "CXRClassifier",
     "DownstreamDataset",
+    "FrozenEncoderUNETR",
     "ZeroShotLogits",
     "build_classifier",
     "check_trainable",

@@ -10,9 +10,24 @@ from monai.networks.nets import UNETR
 
 from monai_mlip.networks.convert import adopt_patch_embedding, load_tower_weights, monai_vit_shape
 
-__all__ = ["SEGMENTATION_INITS", "unetr_from_pretrained"]
+__all__ = ["SEGMENTATION_INITS", "FrozenEncoderUNETR", "unetr_from_pretrained"]
 
 SEGMENTATION_INITS = ("mlip", "random", "timm")
+
+
+class FrozenEncoderUNETR(UNETR):
+    """MONAI's ``UNETR`` whose ViT encoder stays in evaluation mode while the decoder trains.
+
+    For the frozen-encoder mode: without it, ``train()`` would put the encoder's BatchNorm layers (the
+    tiny preset's ResNet stem) back on batch statistics and update their running statistics, so a
+    "frozen" encoder would still change, and dropout or stochastic depth would act in it. The modules and
+    the state-dict keys are ``UNETR``'s own, so its checkpoints load into a plain ``UNETR``.
+    """
+
+    def train(self, mode: bool = True) -> FrozenEncoderUNETR:
+        super().train(mode)
+        self.vit.eval()
+        return self
 
 
 def unetr_from_pretrained(
@@ -33,7 +48,8 @@ def unetr_from_pretrained(
             ``timm_weights``).
         out_channels: segmentation channels.
         feature_size: UNETR decoder width.
-        freeze_encoder: frozen-encoder mode: the ViT gets no gradient (the decoder trains).
+        freeze_encoder: frozen-encoder mode: the ViT gets no gradient and stays in evaluation mode
+            (:class:`FrozenEncoderUNETR`); the decoder trains.
         timm_weights: for ``init="timm"``: a local weights file, or ``True`` for the timm cache.
         foreground_prior: the foreground probability every pixel starts at: the output layer's bias is
             set to its logit (Lin et al. 2017, the focal loss's prior initialisation), so training starts
@@ -54,7 +70,7 @@ def unetr_from_pretrained(
     overrides = {"vision_weights": timm_weights} if init == "timm" else {}
     mlip = load_pretrained(models_dir, weights="model.pt" if init == "mlip" else None, **overrides)
     tower = mlip.vision
-    unetr = UNETR(
+    unetr = (FrozenEncoderUNETR if freeze_encoder else UNETR)(
         in_channels=1,
         out_channels=out_channels,
         feature_size=feature_size,

@@ -35,7 +35,12 @@ bundle with it as the tiny tower (``--model_overrides '{"vision_model": "vit_res
 14 epochs, 8 min 49 s) ended at zero-shot pneumothorax 0.984 and a pointing game of 0.377 (random 0.084),
 against 0.704 and 0.242 for the pooled stem. BatchNorm is part of why it learns fast (the same ResNet-18
 with GroupNorm was far slower); the price is that the stem normalises by batch statistics in training,
-so a frozen encoder must be kept in evaluation mode and several processes want ``SyncBatchNorm``.
+so a frozen encoder must be kept in evaluation mode (the downstream linear probe and frozen-encoder
+segmentation do) and several GPU processes want ``SyncBatchNorm`` (the pre-training bundle's
+``multi_gpu_train.json`` converts it). In masked pre-training the stem sees images whose hidden patches
+are blanked, so its batch statistics, and the running statistics evaluation uses, are those of masked
+images: a token is normalised alike in training and in evaluation. Full fine-tuning on whole images
+starts from batch statistics of whole images instead, and adapts to them.
 
 The models are timm's own ``VisionTransformer`` with timm's ``HybridEmbed`` around timm's ``ConvStem`` (or
 timm's ResNet ``BasicBlock``); only the entry points are ours. :mod:`monai_mlip.networks.convert` carries

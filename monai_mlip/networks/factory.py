@@ -9,16 +9,17 @@ Presets:
 - ``paper``: timm ``vit_base_patch16_224`` (ImageNet weights from the local cache by default) at 224 px,
   ``emilyalsentzer/Bio_ClinicalBERT``, shared space of 512, mask ratio 0.5, a 2-block 512-wide decoder.
 - ``tiny``: for CPU runs on small data. A 4-block ViT of width 128 with 4 heads at 128 px whose tokens
-  come from a pooled convolutional stem (``vit_pooled_stem_patch16``: a 2 x 2 average pooling, then six
-  convolutions; 16 x 16 pixels a token, 8 x 8 = 64 tokens), no class token, average pooling and a final
-  LayerNorm on the tokens (``fc_norm=False``): with the stem as its patch-embedding module that layout is
-  exactly MONAI's ``ViT``/``UNETR`` encoder, so the converted network reproduces the tower
+  come from the first three stages of a half-width ResNet-18 (``vit_resnet_stem_patch16``: BatchNorm,
+  16 x 16 pixels a token, 8 x 8 = 64 tokens), no class token, average pooling and a final LayerNorm on
+  the tokens (``fc_norm=False``): with the stem as its patch-embedding module that layout is exactly
+  MONAI's ``ViT``/``UNETR`` encoder, so the converted network reproduces the tower
   (:mod:`monai_mlip.networks.convert`; ``UNETR``'s fixed 12 blocks take the 4 with identity blocks between
   them). Why 4 blocks and this stem: from scratch, in the run's CPU budget, a 12-block patch-16 ViT learned
   next to nothing even with labels; a 4-block one without a stem stayed at chance in contrastive
   pre-training; with a four-layer stem at full resolution (``vit_conv_stem_patch16``) it learned, but
-  pneumothorax stayed below 0.7 zero-shot; with the pooled stem it reached 0.74 in the default run and
-  0.92 in a 20-epoch one (the pre-training bundle's docs give the figures). Random initialisation. The text model is a
+  pneumothorax stayed below 0.7 zero-shot; with the pooled GroupNorm stem (``vit_pooled_stem_patch16``)
+  it reached 0.70-0.74 in the default 14 epochs, and with the ResNet stem 0.98 (the pre-training
+  bundle's docs give the figures). Random initialisation. The text model is a
   2-layer BERT of width 128 made by :func:`~monai_mlip.networks.tiny_text.build_tiny_text_model` on the
   training reports, whose directory must be passed as ``text_model``; its global embedding is the mean
   token state (a random-init [CLS] state is the same for every report). Shared space 128, a 1-block
@@ -85,7 +86,7 @@ class MLIPConfig:
 PRESETS: dict[str, MLIPConfig] = {
     "paper": MLIPConfig(),
     "tiny": MLIPConfig(
-        vision_model="vit_pooled_stem_patch16",
+        vision_model="vit_resnet_stem_patch16",
         vision_weights=None,
         vision_kwargs={
             "embed_dim": 128,
