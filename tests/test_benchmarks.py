@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from monai_mlip.networks import PRESETS
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -37,7 +39,7 @@ def test_train_step(tmp_path):
     summary = run_quick("train_step", tmp_path)
     assert summary["mlip_over_clip_step_tiny"] > 0
     shapes = json.loads((tmp_path / "train_step.json").read_text())["shapes"]
-    assert shapes["tiny"]["mask_ratio"] == 0.5 and shapes["tiny"]["batch"] == 4
+    assert shapes["tiny"]["mask_ratio"] == PRESETS["tiny"].mask_ratio and shapes["tiny"]["batch"] == 4
 
 
 def test_data_pipeline(tmp_path):

@@ -15,32 +15,33 @@ images, in a frozen encoder that a downstream bundle trains around, and in every
 4-epoch global-loss run of the tiny preset on the synthetic set a stem with 8-group GroupNorm also
 learned faster than one with BatchNorm (global loss 3.21 against 3.28).
 
-``vit_pooled_stem_patch16`` (the tiny preset's tower) reaches the same 16 x 16 pixel token grid another
-way: a 2 x 2 average pooling, then six 3 x 3 convolutions of strides 2, 1, 2, 1, 2, 1 (widths ``E/4, E/4,
-E/2, E/2, E, E``), each followed by an 8-group GroupNorm and GELU. It sees the image at half resolution
-through twice the depth. Measured on the synthetic set (226 held-out studies): in a training loop outside
-the bundle (the tiny preset's towers and loss, batch 32) its zero-shot pneumothorax AUC reached 0.97 at
-1,000 steps of a 3,000-step schedule, and in the pre-training bundle 0.74 after the default 14 epochs
-and 0.92 after 20, where the four-layer stem at full resolution stayed below 0.7 in every run (the
-bundle's docs give the runs).
+``vit_pooled_stem_patch16`` (the tiny preset's tower until the ResNet stem below replaced it) reaches the
+same 16 x 16 pixel token grid another way: a 2 x 2 average pooling, then six 3 x 3 convolutions of
+strides 2, 1, 2, 1, 2, 1 (widths ``E/4, E/4, E/2, E/2, E, E``), each followed by an 8-group GroupNorm and
+GELU. It sees the image at half resolution through twice the depth. Measured on the synthetic set (226
+held-out studies): in a training loop outside the bundle (the tiny preset's towers and loss, batch 32)
+its zero-shot pneumothorax AUC reached 0.97 at 1,000 steps of a 3,000-step schedule, and in the
+pre-training bundle 0.74 after the default 14 epochs and 0.92 after 20, where the four-layer stem at full
+resolution stayed below 0.7 in every run (the bundle's docs give the runs).
 
-``vit_resnet_stem_patch16`` puts the first three stages of a half-width ResNet-18 in front of the blocks:
-a 7 x 7 stride-2 convolution of width ``E/4`` with BatchNorm and ReLU, a 3 x 3 stride-2 max pooling, then
-two of timm's ``BasicBlock`` a stage at widths ``E/4, E/2, E`` (strides 1, 2, 2), again 16 x 16 pixels a
-token. It is here because the supervised check in the pre-training bundle's docs found that a ResNet-18
-learns synthetic pneumonia several times faster than the other stems (held-out AUC 0.85 after 300 steps
-against 0.60 after 600 for the pooled stem); with this trunk and four 128-wide blocks, supervised, pneumonia
-reached 0.88 at 300 steps (0.29 s a step against the pooled-stem tower's 0.19 s), and the pre-training
-bundle with it as the tiny tower (``--model_overrides '{"vision_model": "vit_resnet_stem_patch16"}'``,
-14 epochs, 8 min 49 s) ended at zero-shot pneumothorax 0.984 and a pointing game of 0.377 (random 0.084),
-against 0.704 and 0.242 for the pooled stem. BatchNorm is part of why it learns fast (the same ResNet-18
-with GroupNorm was far slower); the price is that the stem normalises by batch statistics in training,
-so a frozen encoder must be kept in evaluation mode (the downstream linear probe and frozen-encoder
-segmentation do) and several GPU processes want ``SyncBatchNorm`` (the pre-training bundle's
-``multi_gpu_train.json`` converts it). In masked pre-training the stem sees images whose hidden patches
-are blanked, so its batch statistics, and the running statistics evaluation uses, are those of masked
-images: a token is normalised alike in training and in evaluation. Full fine-tuning on whole images
-starts from batch statistics of whole images instead, and adapts to them.
+``vit_resnet_stem_patch16`` (the tiny preset's tower) puts the first three stages of a half-width
+ResNet-18 in front of the blocks: a 7 x 7 stride-2 convolution of width ``E/4`` with BatchNorm and ReLU,
+a 3 x 3 stride-2 max pooling, then two of timm's ``BasicBlock`` a stage at widths ``E/4, E/2, E``
+(strides 1, 2, 2), again 16 x 16 pixels a token. It is here because the supervised check in the
+pre-training bundle's docs found that a ResNet-18 learns synthetic pneumonia several times faster than
+the other stems (held-out AUC 0.85 after 300 steps against 0.60 after 600 for the pooled stem); with this
+trunk and four 128-wide blocks, supervised, pneumonia reached 0.88 at 300 steps (0.29 s a step against
+the pooled-stem tower's 0.19 s), and the pre-training bundle with it as the tiny tower
+(``--model_overrides '{"vision_model": "vit_resnet_stem_patch16"}'``, 14 epochs, 8 min 49 s) ended at
+zero-shot pneumothorax 0.984 and a pointing game of 0.377 (random 0.084), against 0.704 and 0.242 for the
+pooled stem. BatchNorm is part of why it learns fast (the same ResNet-18 with GroupNorm was far slower);
+the price is that the stem normalises by batch statistics in training, so a frozen encoder must be kept
+in evaluation mode (the downstream linear probe and frozen-encoder segmentation do) and several GPU
+processes want ``SyncBatchNorm`` (the pre-training bundle's ``multi_gpu_train.json`` converts it). In
+masked pre-training the stem sees images whose hidden patches are blanked, so its batch statistics, and
+the running statistics evaluation uses, are those of masked images: a token is normalised alike in
+training and in evaluation. Full fine-tuning on whole images starts from batch statistics of whole images
+instead, and adapts to them.
 
 The models are timm's own ``VisionTransformer`` with timm's ``HybridEmbed`` around timm's ``ConvStem`` (or
 timm's ResNet ``BasicBlock``); only the entry points are ours. :mod:`monai_mlip.networks.convert` carries
