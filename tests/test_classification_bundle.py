@@ -90,12 +90,16 @@ def test_evaluate_the_trained_model_on_the_test_split(trained, case, dataset_dir
     assert (trained / "eval" / "roc_test_linear_probe.png").is_file()
 
 
-def test_zero_shot_scores_without_training(tmp_path, case, dataset_dir, pretrained_models_dir):
+@pytest.mark.parametrize(("score", "tag"), [("global", "zero_shot"), ("local", "zero_shot_local")])
+def test_zero_shot_scores_without_training(tmp_path, case, dataset_dir, pretrained_models_dir, score, tag):
     files = ("train.json", "evaluate.json")
-    workflow = _workflow(case, tmp_path, dataset_dir, pretrained_models_dir, files, mode="zero_shot")
+    overrides = {"mode": "zero_shot", "zero_shot_score": score}
+    workflow = _workflow(case, tmp_path, dataset_dir, pretrained_models_dir, files, **overrides)
+    assert workflow.parser.get_parsed_content("network_def").score == score
     workflow.run()
-    metrics = json.loads((tmp_path / "eval" / "metrics_test_zero_shot.json").read_text())
+    metrics = json.loads((tmp_path / "eval" / f"metrics_test_{tag}.json").read_text())
     assert metrics["mode"] == "zero_shot" and 0 <= metrics[f"{case.finding}/auc"] <= 1
+    assert (tmp_path / "eval" / f"roc_test_{tag}.png").is_file()
     assert not (tmp_path / "models" / "model.pt").exists()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from ignite.engine import Engine
@@ -178,3 +180,81 @@ def test_unetr_from_a_local_timm_checkpoint(pretrained_model, tmp_path):
     image = torch.randn(2, 1, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(unetr.eval().vit(image)[0], reference(image).patch_features, atol=1e-4, rtol=1e-4)
+
+
+def _reference_ot_similarity(patches: torch.Tensor, sentences: torch.Tensor, epsilon: float) -> float:
+    """POT's dense Sinkhorn between uniform marginals, cost ``1 - cos``: ``sum(T * cos)``."""
+    import ot
+
+    cos = (
+        torch.nn.functional.normalize(patches, dim=-1) @ torch.nn.functional.normalize(sentences, dim=-1).t()
+    ).double()
+    a = torch.full((len(patches),), 1 / len(patches), dtype=torch.float64)
+    b = torch.full((len(sentences),), 1 / len(sentences), dtype=torch.float64)
+    plan = ot.sinkhorn(a, b, 1 - cos, epsilon, numItermax=10_000, stopThr=1e-10)
+    return float((plan * cos).sum())
+
+
+def test_zero_shot_local_score_is_the_ot_similarity_to_the_prompt_sentences(pretrained_models_dir):
+    from monai_mlip.bundle import load_pretrained
+
+    mlip = load_pretrained(pretrained_models_dir).eval()
+    classifier = ZeroShotClassifier(mlip, ["Pneumonia", "Pneumothorax"])
+    sentences = classifier.class_sentences()
+    # every prompt is one sentence: the set's "report" has as many sentences as the set has prompts
+    counts = [[len(s.negative), len(s.positive)] for s in classifier.prompt_sets.values()]
+    assert sentences.mask.sum(dim=-1).tolist() == counts
+    patches = ImageEncoder.from_mlip(mlip).patches(torch.randn(2, 1, 32, 32)).detach()
+    probabilities = classifier.local_scores(patches, sentences)
+    for image in range(2):
+        for finding in range(2):
+            expected = [
+                _reference_ot_similarity(patches[image], sentences.embeds[finding, k][sentences.mask[finding, k]], 0.05)
+                for k in range(2)
+            ]
+            logit = float(classifier.local_scale()) * (expected[1] - expected[0])
+            assert float(probabilities[image, finding]) == pytest.approx(1 / (1 + math.exp(-logit)), abs=1e-4)
+
+
+def test_zero_shot_local_score_prefers_patches_that_match_the_positive_prompts(pretrained_models_dir):
+    from monai_mlip.bundle import load_pretrained
+
+    classifier = ZeroShotClassifier(load_pretrained(pretrained_models_dir).eval(), ["Pneumonia"])
+    sentences = classifier.class_sentences()
+    negative, positive = (sentences.embeds[0, k][sentences.mask[0, k]] for k in range(2))
+    # images whose patches are the positive (or the negative) prompt sentences themselves
+    images = torch.stack([positive.repeat(4, 1), negative.repeat(4, 1)])
+    scores = classifier.local_scores(images, sentences)[:, 0]
+    assert scores[0] > 0.5 > scores[1]
+
+
+def test_zero_shot_logits_of_the_local_score(pretrained_models_dir):
+    from monai_mlip.bundle import load_pretrained
+
+    mlip = load_pretrained(pretrained_models_dir).eval()
+    net = ZeroShotLogits(mlip, ["Pneumonia", "Pneumothorax"], score="local").eval()
+    image = torch.randn(3, 1, 32, 32)
+    with torch.no_grad():
+        patches = ImageEncoder.from_mlip(mlip).patches(image)
+        expected = ZeroShotClassifier(mlip, ["Pneumonia", "Pneumothorax"]).local_scores(patches)
+        torch.testing.assert_close(torch.sigmoid(net(image)), expected, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="score"):
+        ZeroShotLogits(mlip, ["Pneumonia"], score="max")
+
+
+def test_zero_shot_auc_metric_by_the_local_score(pretrained_models_dir):
+    from monai_mlip.bundle import load_pretrained
+    from monai_mlip.handlers import ZeroShotAUCMetric
+
+    mlip = load_pretrained(pretrained_models_dir).eval()
+    classifier = ZeroShotClassifier(mlip, ["Pneumonia"])
+    g = torch.Generator().manual_seed(0)
+    patches = torch.nn.functional.normalize(torch.randn(12, 4, mlip.embed_dim, generator=g), dim=-1)
+    labels = torch.tensor([1.0, 0.0, -1.0, float("nan")] * 3)[:, None]
+    engine = Engine(lambda engine, batch: batch)
+    ZeroShotAUCMetric(classifier, ["Pneumonia"], min_cases=1, score="local").attach(engine, "zero_shot_local_auc/mean")
+    metrics = engine.run([(patches[:6], labels[:6]), (patches[6:], labels[6:])]).metrics
+    known = labels[:, 0] != -1  # uncertain excluded, blank negative
+    expected = compute_roc_auc(classifier.local_scores(patches)[known, 0], labels[known, 0].nan_to_num(0.0))
+    assert metrics["zero_shot_local_auc/pneumonia"] == pytest.approx(expected)
+    assert "zero_shot_auc/pneumonia" not in metrics

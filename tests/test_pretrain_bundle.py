@@ -31,6 +31,7 @@ FAST = {
     "validate#grounding#dataloader#batch_size": 16,
     "val_split": ["validate", "test"],  # the tiny dataset's validation split alone has 4 images
     "validate#key_metric#zero_shot_auc/mean#min_cases": 1,
+    "validate#metrics#zero_shot_local_auc/mean#min_cases": 1,
 }
 
 
@@ -100,7 +101,8 @@ def test_short_run_writes_every_output(trained):
     assert state["trainer"]["iteration"] == len(losses)
     metrics = json.loads((evaluation / "metrics.json").read_text())
     assert metrics["epoch"] == 2
-    for key in ("retrieval/i2t_R@1", "retrieval/t2i_R@5", "zero_shot_auc/mean", "grounding/pointing_game"):
+    figures = ("retrieval/i2t_R@1", "retrieval/t2i_R@5", "zero_shot_auc/mean", "zero_shot_local_auc/mean")
+    for key in (*figures, "grounding/pointing_game"):
         assert 0.0 <= metrics[key] <= 1.0, key
     assert "grounding/pointing_game_random" in metrics and metrics["grounding/phrases"] > 0
     assert (evaluation / "phi_map.png").is_file() and list((evaluation / "grounding").glob("grounding_*.png"))

@@ -161,8 +161,11 @@ def test_few_shot_grid_writes_one_table(tmp_path, models_dir):
     assert "SIIM Dice on positives, mlip init" in lines[0]
     cells = [cell.strip() for cell in lines[2].split("|")[1:-1]]
     assert cells[0] == "50 %" and all(cell == "n/a" or 0 <= float(cell) <= 1 for cell in cells[1:])
-    zero_shot = [cell.strip() for cell in lines[3].split("|")[1:-1]]  # classification, pre-trained encoder only
-    assert zero_shot[0] == "zero-shot" and 0 <= float(zero_shot[1]) <= 1 and zero_shot[2:] == [""] * 5
+    for line, row in zip(lines[3:], ("zero-shot", "zero-shot, OT local"), strict=True):
+        zero_shot = [cell.strip() for cell in line.split("|")[1:-1]]  # classification, pre-trained encoder only
+        assert zero_shot[0] == row and 0 <= float(zero_shot[1]) <= 1 and zero_shot[2:] == [""] * 5
+    zero_shot_files = sorted(path.name for path in (runs / "rsna_classification_zero_shot" / "eval").glob("*.json"))
+    assert zero_shot_files == ["metrics_test_zero_shot.json", "metrics_test_zero_shot_local.json"]
     assert (tmp_path / "runs" / "siim_segmentation_0.5_random" / "eval" / "metrics_test.json").is_file()
 
 

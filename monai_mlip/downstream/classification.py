@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from monai_mlip.engines.zero_shot import ZeroShotClassifier
+from monai_mlip.engines.zero_shot import SCORES, PromptSentences, ZeroShotClassifier, prompt_local_logits
 from monai_mlip.networks.encoder import ImageEncoder
 from monai_mlip.networks.mlip import MLIP
 from monai_mlip.networks.vision import VisionTower
@@ -117,24 +117,45 @@ def classifier_from_pretrained(
 class ZeroShotLogits(nn.Module):
     """Zero-shot prompt-ensemble scores as logits: ``[B, C, H, W]`` -> ``[B, F]``.
 
-    The logit of finding ``f`` is ``scale * (cos(image, positive_f) - cos(image, negative_f))``, whose
-    sigmoid is exactly the two-class softmax probability of :class:`ZeroShotClassifier`. The class
-    embeddings are computed once, at construction, and kept as a buffer.
+    With ``score="global"`` the logit of finding ``f`` is ``scale * (cos(image, positive_f) -
+    cos(image, negative_f))``; with ``score="local"`` it is ``local_scale * (OT(patches, positive_f) -
+    OT(patches, negative_f))``, the patch-sentence OT similarity of MLIP's local loss. Either way its sigmoid
+    is exactly the two-class softmax probability of :class:`ZeroShotClassifier`'s ``scores`` or
+    ``local_scores``. The prompt embeddings are computed once, at construction, and kept as buffers.
 
     Args:
         model: the pre-trained MLIP model.
         findings: finding names with built-in prompts, or keys of ``prompts``.
         prompts: custom prompt sets, ``{name: {"positive": [...], "negative": [...]}}``.
+        score: ``"global"`` or ``"local"``.
+        ot_epsilon: entropic regularisation of the local score's OT.
     """
 
-    def __init__(self, model: MLIP, findings: Sequence[str], prompts: Mapping[str, Mapping] | None = None) -> None:
+    def __init__(
+        self,
+        model: MLIP,
+        findings: Sequence[str],
+        prompts: Mapping[str, Mapping] | None = None,
+        score: str = "global",
+        ot_epsilon: float = 0.05,
+    ) -> None:
         super().__init__()
+        if score not in SCORES:
+            raise ValueError(f"score must be one of {SCORES}, got {score!r}")
         self.encoder = ImageEncoder.from_mlip(model)
+        self.score = score
+        self.ot_epsilon = ot_epsilon
         with torch.no_grad():
             classifier = ZeroShotClassifier(model, findings, prompts)
-            classes = classifier.class_embeddings()  # [F, 2, D]
-            self.register_buffer("direction", classes[:, 1] - classes[:, 0])  # [F, D]
-            self.register_buffer("scale", classifier.scale())
+            if score == "global":
+                classes = classifier.class_embeddings()  # [F, 2, D]
+                self.register_buffer("direction", classes[:, 1] - classes[:, 0])  # [F, D]
+                self.register_buffer("scale", classifier.scale())
+            else:
+                sentences = classifier.class_sentences()
+                self.register_buffer("sentences", sentences.embeds)  # [F, 2, S, D]
+                self.register_buffer("sentence_mask", sentences.mask)  # [F, 2, S]
+                self.register_buffer("scale", classifier.local_scale())
         self.findings = list(findings)
 
     @property
@@ -143,7 +164,11 @@ class ZeroShotLogits(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """``[B, C, H, W]`` -> ``[B, F]`` logits."""
-        return self.scale * self.encoder(image) @ self.direction.t()
+        if self.score == "global":
+            return self.scale * self.encoder(image) @ self.direction.t()
+        sentences = PromptSentences(self.sentences, self.sentence_mask)
+        logits = prompt_local_logits(self.encoder.patches(image), sentences, self.scale, self.ot_epsilon)
+        return logits[..., 1] - logits[..., 0]
 
 
 def check_trainable(mode: str) -> None:
@@ -160,6 +185,7 @@ def build_classifier(
     init: str = "mlip",
     findings: Sequence[str] = ("Pneumonia",),
     prompts: Mapping[str, Mapping] | None = None,
+    zero_shot_score: str = "global",
 ) -> nn.Module:
     """The downstream bundles' network for a mode: ``zero_shot`` (:class:`ZeroShotLogits` on the pre-trained
     model, one logit per finding), ``linear_probe`` or ``fine_tune`` (:class:`CXRClassifier`, one logit per
@@ -171,9 +197,10 @@ def build_classifier(
         init: ``mlip`` or ``random`` (trained modes only).
         findings: the findings scored (their prompts, for zero-shot).
         prompts: custom prompt sets for zero-shot.
+        zero_shot_score: ``global`` or ``local`` (the OT patch-sentence score), for zero-shot.
     """
     if mode == "zero_shot":
         from monai_mlip.bundle import load_pretrained
 
-        return ZeroShotLogits(load_pretrained(pretrained_dir).eval(), findings, prompts)
+        return ZeroShotLogits(load_pretrained(pretrained_dir).eval(), findings, prompts, score=zero_shot_score)
     return classifier_from_pretrained(pretrained_dir, mode=mode, init=init, num_classes=len(findings))

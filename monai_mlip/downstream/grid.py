@@ -1,6 +1,6 @@
 """The few-shot grid: train and evaluate the downstream bundles for every data fraction and initialisation,
 and write one markdown table of test AUC and Dice (over all test images, and over those with a lesion),
-with a zero-shot row for the classification tasks.
+with zero-shot rows (the global score, and the OT local one) for the classification tasks.
 
     python -m monai_mlip.downstream.grid --pretrained_dir bundles/mlip_pretrain/models --out few_shot.md
 
@@ -10,7 +10,8 @@ frozen-encoder segmentation protocol:
     --overrides '{"rsna_classification": {"dataset_dir": "/data/rsna"}, "siim_segmentation": {"freeze_encoder": true}}'
 
 Run it from the repository root (or pass ``--bundles_dir``). Each cell is a real bundle run
-(``train.json``, then ``train.json`` + ``evaluate.json``; zero-shot: ``evaluate.json`` with ``mode=zero_shot``)
+(``train.json``, then ``train.json`` + ``evaluate.json``; zero-shot: ``evaluate.json`` with ``mode=zero_shot``,
+``zero_shot_score`` global and local)
 in its own bundle root under ``--work``; the table cites the test-split figures the bundles wrote.
 """
 
@@ -27,7 +28,11 @@ from monai_mlip.bundle import run_bundle
 
 __all__ = ["TASKS", "GridTask", "run_grid"]
 
-ZERO_SHOT_FILE = "metrics_test_zero_shot.json"
+# zero-shot score -> (table row, the metrics file evaluate.json writes for it)
+ZERO_SHOT_ROWS = {
+    "global": ("zero-shot", "metrics_test_zero_shot.json"),
+    "local": ("zero-shot, OT local", "metrics_test_zero_shot_local.json"),
+}
 
 
 class GridTask(NamedTuple):
@@ -111,10 +116,12 @@ def run_grid(
                 results.update(((task, fraction, init, key), metrics.get(key)) for key, _ in figures)
         if "linear_probe" in metrics_file and "mlip" in inits:
             root = Path(work_dir) / f"{task}_zero_shot"
-            cell = {**(overrides or {}).get(task, {}), "pretrained_dir": str(pretrained_dir), "mode": "zero_shot"}
-            run_bundle(configs, ["train.json", "evaluate.json"], root, **cell)
-            key = figures[0][0]
-            results[task, "zero-shot", "mlip", key] = json.loads((root / "eval" / ZERO_SHOT_FILE).read_text()).get(key)
+            for score, (row, zero_shot_file) in ZERO_SHOT_ROWS.items():
+                cell = {**(overrides or {}).get(task, {}), "pretrained_dir": str(pretrained_dir)}
+                cell.update(mode="zero_shot", zero_shot_score=score)
+                run_bundle(configs, ["train.json", "evaluate.json"], root, **cell)
+                key = figures[0][0]
+                results[task, row, "mlip", key] = json.loads((root / "eval" / zero_shot_file).read_text()).get(key)
     return _table(results, tasks, fractions, inits)
 
 
@@ -123,8 +130,7 @@ def _table(results: Mapping, tasks: Sequence[str], fractions: Sequence[float], i
     header = "| labels | " + " | ".join(f"{heading}, {init} init" for _, _, heading, init in columns) + " |"
     lines = [header, "|" + " --- |" * (len(columns) + 1)]
     rows = [(f"{fraction * 100:g} %", fraction) for fraction in fractions]
-    if any(key[1] == "zero-shot" for key in results):
-        rows.append(("zero-shot", "zero-shot"))
+    rows += [(row, row) for row, _ in ZERO_SHOT_ROWS.values() if any(key[1] == row for key in results)]
     for label, row in rows:
         cells = [results.get((task, row, init, key), "") for task, key, _, init in columns]
         shown = ["n/a" if value is None else value if value == "" else f"{value:.3f}" for value in cells]

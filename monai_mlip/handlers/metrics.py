@@ -22,7 +22,7 @@ from monai.utils import convert_to_tensor, evenly_divisible_all_gather
 
 from monai_mlip.engines.grounding import heatmap_iou, pointing_game, random_map_scores
 from monai_mlip.engines.retrieval import retrieval_recall
-from monai_mlip.engines.zero_shot import ZeroShotClassifier
+from monai_mlip.engines.zero_shot import SCORES, ZeroShotClassifier
 
 __all__ = [
     "BinaryClassificationMetric",
@@ -102,16 +102,19 @@ class RetrievalMetric(_Collector):
 
 
 class ZeroShotAUCMetric(_Collector):
-    """Zero-shot ROC AUC per finding with prompt ensembles.
+    """Zero-shot ROC AUC per finding with prompt ensembles, by the global or the OT local score.
 
-    ``output_transform`` gives ``(image_embeds [B, D], labels [B, C])`` with labels in ``label_names`` order
-    (1 positive, 0 or NaN negative, -1 uncertain: excluded). Findings with fewer than ``min_cases`` positives
-    or negatives are left out (and logged).
+    ``output_transform`` gives ``(embeds, labels [B, C])``: ``embeds`` are the ``[B, D]`` image embeddings
+    (``score="global"``) or the ``[B, P, D]`` embeddings of every patch (``score="local"``); labels are in
+    ``label_names`` order (1 positive, 0 or NaN negative, -1 uncertain: excluded). Findings with fewer than
+    ``min_cases`` positives or negatives are left out (and logged). Figures are named
+    ``zero_shot_auc/<finding>`` (global) and ``zero_shot_local_auc/<finding>`` (local).
 
     Args:
         classifier: the prompt-ensemble classifier of the model being evaluated.
         label_names: names of the label columns.
         min_cases: fewest positives and negatives for an AUC.
+        score: ``"global"`` or ``"local"`` (:mod:`monai_mlip.engines.zero_shot`).
     """
 
     _fields = ("image", "labels")
@@ -121,16 +124,23 @@ class ZeroShotAUCMetric(_Collector):
         classifier: ZeroShotClassifier,
         label_names: Sequence[str],
         min_cases: int = 5,
+        score: str = "global",
         output_transform: Callable = lambda x: x,
     ) -> None:
+        if score not in SCORES:
+            raise ValueError(f"score must be one of {SCORES}, got {score!r}")
         self.classifier = classifier
         self.label_names = list(label_names)
         self.min_cases = min_cases
+        self.score = score
         super().__init__(output_transform)
 
     def compute(self) -> dict[str, float]:
         data = self.gathered()
-        scores = self.classifier.scores(data["image"])
+        if self.score == "local":
+            scores, group = self.classifier.local_scores(data["image"]), "zero_shot_local_auc"
+        else:
+            scores, group = self.classifier.scores(data["image"]), "zero_shot_auc"
         results = {}
         for column, finding in enumerate(self.classifier.findings):
             truth = data["labels"][:, self.label_names.index(finding)].nan_to_num(0.0)
@@ -141,7 +151,7 @@ class ZeroShotAUCMetric(_Collector):
                 logger.info("zero-shot %s left out: %d positives, %d negatives", finding, positives, negatives)
                 continue
             auc = compute_roc_auc(scores[known, column], truth[known])
-            results[metric_key("zero_shot_auc", finding)] = float(auc)
+            results[metric_key(group, finding)] = float(auc)
         return results
 
 

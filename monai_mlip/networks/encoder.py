@@ -44,4 +44,9 @@ class ImageEncoder(nn.Module):
         return super().load_state_dict(own, strict=strict, assign=assign)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """``[B, C, H, W]`` -> ``[B, D]`` L2-normalised global embeddings."""
         return F.normalize(self.image_projection(self.vision(image).global_features), dim=-1)
+
+    def patches(self, image: torch.Tensor) -> torch.Tensor:
+        """``[B, C, H, W]`` -> ``[B, P, D]`` L2-normalised embeddings of every patch, in row-major grid order."""
+        return F.normalize(self.image_projection(self.vision(image).patch_features), dim=-1)
