@@ -11,7 +11,7 @@ from types import ModuleType
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("bundle", "data", "downstream", "engines", "errors", "handlers", "hub", "losses", "networks")
+_SUBMODULES = ("bundle", "data", "downstream", "engines", "errors", "handlers", "hub", "losses", "networks", "optim")
 
 __all__ = ["__version__", *_SUBMODULES]
 

@@ -6,7 +6,16 @@ so that a failure deep inside a run over a 200,000-image dataset can be traced t
 
 from __future__ import annotations
 
-__all__ = ["BoxError", "ImageReadError", "MLIPDataError", "MLIPError", "ManifestError", "RLEError", "ReportError"]
+__all__ = [
+    "BoxError",
+    "ImageReadError",
+    "MLIPDataError",
+    "MLIPError",
+    "ManifestError",
+    "NonFiniteWeightsError",
+    "RLEError",
+    "ReportError",
+]
 
 
 class MLIPError(Exception):
@@ -48,3 +57,7 @@ class BoxError(MLIPDataError):
 
 class ManifestError(MLIPDataError):
     """A dataset layout or index file is missing or malformed."""
+
+
+class NonFiniteWeightsError(MLIPError, RuntimeError):
+    """A model about to be saved holds NaN or infinite values; the file is not written."""

@@ -11,6 +11,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -28,6 +29,9 @@ REPORTS = [
     "Right lower lobe consolidation concerning for pneumonia.",
     "Endotracheal tube in place. No pneumothorax. Stable cardiomegaly.",
 ]
+# one report fills every sentence slot (and has one sentence more): no padded sentence column is trimmed,
+# so the OT term's backward hands the gather a non-contiguous gradient
+FULL_REPORT = "Heart size is normal. No effusion. No pneumothorax. Lungs are clear. No fracture."
 MODEL_ARGS = {"image_size": 32, "vision_kwargs": {"depth": 2}, "max_sentences": 4}
 
 
@@ -43,6 +47,9 @@ def step(model, batch: dict[str, torch.Tensor]) -> dict[str, float]:
 
 
 def worker(rank: int, workdir: Path, port: int) -> None:
+    import warnings
+
+    warnings.simplefilter("error", FutureWarning)  # no deprecated collective on the training path
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=WORLD, timeout=timedelta(seconds=TIMEOUT_S))
@@ -79,11 +86,12 @@ def run_workers(workdir: Path) -> None:
                 process.terminate()
 
 
-def test_two_processes_match_one(tmp_path):
-    build_tiny_text_model(REPORTS * 10, tmp_path / "text", vocab_size=300, min_frequency=1)
+@pytest.mark.parametrize("reports", [REPORTS * 2, [FULL_REPORT, *REPORTS[1:], *REPORTS]], ids=["padded", "full"])
+def test_two_processes_match_one(tmp_path, reports):
+    build_tiny_text_model((REPORTS + [FULL_REPORT]) * 10, tmp_path / "text", vocab_size=300, min_frequency=1)
     torch.manual_seed(0)
     model = build_model(tmp_path / "text")
-    tokens = [tokenize_sentences(split_sentences(r), model.tokenizer, 40, max_sentences=4) for r in REPORTS * 2]
+    tokens = [tokenize_sentences(split_sentences(r), model.tokenizer, 40, max_sentences=4) for r in reports]
     batch = {key: torch.stack([t[key] for t in tokens]) for key in tokens[0]}
     generator = torch.Generator().manual_seed(0)
     batch["image"] = torch.randn(8, 1, 32, 32, generator=generator)
@@ -103,4 +111,7 @@ def test_two_processes_match_one(tmp_path):
     for result in ranks:  # DDP averaged the per-process gradients
         assert set(result["grads"]) == set(grads)
         for name, grad in grads.items():
-            torch.testing.assert_close(result["grads"][name], grad, atol=1e-6, rtol=1e-4, msg=name)
+            # float32 sums in another order: errors of a few 1e-6 on gradients of order 1 (a misplaced
+            # gradient, as gloo's backward once gave the sentence embeddings, is off by the gradient's size)
+            scale = max(1.0, float(grad.abs().max()))
+            torch.testing.assert_close(result["grads"][name], grad, atol=1e-5 * scale, rtol=1e-4, msg=name)

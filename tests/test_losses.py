@@ -17,6 +17,8 @@ from monai_mlip.losses import (
     masked_patch_loss,
     patch_sentence_plans,
     patch_sentence_similarity,
+    relative_weights,
+    similarity_logits,
 )
 
 EPS = 0.05
@@ -37,7 +39,8 @@ def padded_batch(seed: int = 0, batch: int = 3, others: int = 4, patches: int = 
 
 
 def reference_similarity(p, p_mask, s, s_mask, epsilon=EPS, patch_weights=None):
-    """Per-pair loop with POT's single-problem log-domain Sinkhorn on the real sub-blocks (float64)."""
+    """Per-pair loop with POT's single-problem log-domain Sinkhorn on the real sub-blocks (float64): the
+    regularised value ``<T, cos> - eps KL(T || a b^T)``."""
     out = np.zeros((p.shape[0], s.shape[0]))
     plans = {}
     for i in range(p.shape[0]):
@@ -50,7 +53,9 @@ def reference_similarity(p, p_mask, s, s_mask, epsilon=EPS, patch_weights=None):
                 a = a / a.sum()
             b = np.full(len(sj), 1 / len(sj))
             plan = ot.sinkhorn(a, b, 1 - cos, epsilon, method="sinkhorn_log", numItermax=10000, stopThr=1e-12)
-            out[i, j] = (plan * cos).sum()
+            positive = plan > 0
+            kl = (plan[positive] * np.log(plan[positive] / np.outer(a, b)[positive])).sum()
+            out[i, j] = (plan * cos).sum() - epsilon * kl
             plans[i, j] = plan
     return torch.from_numpy(out), plans
 
@@ -230,6 +235,8 @@ def test_mlip_loss_terms_and_total():
         "loss_local",
         "loss_mip",
         "integrity",
+        "sie_weight_min",
+        "sie_weight_max",
         "logit_scale",
         "local_logit_scale",
     }
@@ -259,10 +266,97 @@ def test_mlip_loss_switches():
     torch.testing.assert_close(
         losses["loss_global"], contrastive_loss(out.logit_scale * out.image_embeds @ out.text_embeds.t())
     )
-    assert losses["loss_local"] == 0 and losses["loss_mip"] == 0
+    assert set(losses) == {"loss", "loss_global", "logit_scale"}  # terms that are off are not computed
     losses["loss"].backward()
-    assert out.integrity.grad is None and out.patch_embeds.grad is None
+    assert out.integrity.grad is None and out.patch_embeds.grad is None and out.mip_pred.grad is None
     # an SIE-weighted patch marginal changes the local term
     uniform = MLIPLoss()(fake_output())["loss_local"]
     weighted = MLIPLoss(sie_patch_marginal=True)(fake_output())["loss_local"]
     assert not torch.isclose(uniform, weighted)
+
+
+def test_mlip_loss_asks_for_the_parts_it_uses():
+    assert MLIPLoss().model_heads() == {"use_local": True, "use_sie": True, "use_mip": True}
+    assert MLIPLoss(lambda_local=0, use_sie=False, lambda_mip=0).model_heads() == {
+        "use_local": False,
+        "use_sie": False,
+        "use_mip": False,
+    }
+    for field, loss in (("local_logit_scale", MLIPLoss()), ("integrity", MLIPLoss()), ("mip_pred", MLIPLoss())):
+        out = fake_output()
+        setattr(out, field, None)
+        with pytest.raises(ValueError, match=field):
+            loss(out)
+    with pytest.raises(ValueError, match="sie_patch_marginal"):
+        MLIPLoss(use_sie=False, sie_patch_marginal=True)
+
+
+def test_sie_weights_local_term_only_when_asked():
+    out = fake_output()
+    both = MLIPLoss(sie_local=True)(out)
+    global_only = MLIPLoss(sie_local=False)(out)
+    torch.testing.assert_close(both["loss_global"], global_only["loss_global"])
+    local = patch_sentence_similarity(
+        out.patch_embeds, torch.ones(4, 6, dtype=torch.bool), out.sentence_embeds, out.sentence_mask
+    )
+    torch.testing.assert_close(global_only["loss_local"], contrastive_loss(out.local_logit_scale * local))
+    torch.testing.assert_close(both["loss_local"], contrastive_loss(out.local_logit_scale * local, out.integrity))
+
+
+def test_sie_relative_weight_is_bounded_and_logged():
+    logits = 10 * torch.randn(8, 8, generator=torch.Generator().manual_seed(0))
+    w = torch.tensor([8.0, 1e-3, 1e-3, 1e-3, 1e-3, 1e-3, 1e-3, 1e-3], requires_grad=True)  # w / mean(w) ~ 8
+    relative = relative_weights(w.detach(), (0.5, 2.0))
+    assert relative.max() == 2.0 and relative.min() == 0.5
+    # bounded: the loss is MaCo's two terms on the clamped relative weights, computed by hand here
+    labels = torch.arange(8)
+    scaled = sum(F.cross_entropy(x * relative[:, None], labels) for x in (logits, logits.t())) / 2
+    each = sum(F.cross_entropy(x, labels, reduction="none") for x in (logits, logits.t())) / 2
+    expected = (scaled + (each * relative).sum() / relative.sum()) / 2
+    bounded = contrastive_loss(logits, w, (0.5, 2.0))
+    torch.testing.assert_close(bounded, expected)
+    assert not torch.isclose(contrastive_loss(logits, w, (1e-9, 1e9)), bounded)
+    bounded.backward()
+    assert w.grad.abs().max() == 0  # every relative weight is on a bound
+    with pytest.raises(ValueError, match="weight_range"):
+        relative_weights(w, (1.5, 2.0))
+    out = fake_output()
+    out.integrity = torch.tensor([4.0, 0.1, 0.1, 0.1])
+    losses = MLIPLoss(sie_weight_range=(0.8, 1.5))(out)
+    assert losses["sie_weight_max"] == 1.5 and losses["sie_weight_min"] == pytest.approx(0.8)
+    torch.testing.assert_close(losses["integrity"], out.integrity.mean())
+
+
+def test_contrastive_logits_are_float32_under_autocast():
+    """bf16 autocast would round 33.33 to 33.25: both contrastive terms stay in float32."""
+    out = fake_output(batch=4)
+    out.logit_scale = torch.tensor(1 / 0.03)
+    reference = MLIPLoss()(out)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = MLIPLoss()(out)
+    for name in ("loss_global", "loss_local"):
+        assert mixed[name].dtype == torch.float32
+        torch.testing.assert_close(mixed[name], reference[name], rtol=1e-6, atol=1e-6)
+    logits = similarity_logits(out.image_embeds.bfloat16(), out.text_embeds.bfloat16(), out.logit_scale)
+    assert logits.dtype == torch.float32
+
+
+@pytest.mark.parametrize("plan_grad", ["detach", "autodiff"])
+def test_ot_value_and_gradient_describe_one_function(plan_grad):
+    """The returned similarity's gradient matches central finite differences of the returned value."""
+    g = torch.Generator().manual_seed(3)
+    p = F.normalize(torch.randn(2, 6, 8, generator=g, dtype=torch.float64), dim=-1).requires_grad_(True)
+    s = F.normalize(torch.randn(3, 4, 8, generator=g, dtype=torch.float64), dim=-1)
+    p_mask, s_mask = torch.ones(2, 6, dtype=torch.bool), torch.arange(4) < torch.tensor([[2], [4], [3]])
+    kwargs = {"epsilon": 0.1, "max_iter": 3000, "tol": 1e-12, "plan_grad": plan_grad, "method": "log_sinkhorn"}
+    direction = torch.randn(p.shape, generator=g, dtype=torch.float64)
+    similarity = patch_sentence_similarity(p, p_mask, s, s_mask, **kwargs)
+    assert similarity.dtype == torch.float64
+    (gradient,) = torch.autograd.grad(similarity.sum(), p)
+    analytic = (gradient * direction).sum()
+    step = 1e-5
+    with torch.no_grad():
+        plus = patch_sentence_similarity(p + step * direction, p_mask, s, s_mask, **kwargs).sum()
+        minus = patch_sentence_similarity(p - step * direction, p_mask, s, s_mask, **kwargs).sum()
+    numeric = (plus - minus) / (2 * step)
+    torch.testing.assert_close(analytic, numeric, rtol=1e-4, atol=1e-7)

@@ -281,3 +281,38 @@ def test_stem_towers_hide_masked_patches(model_name):
             changed[0, :, row * 16 : (row + 1) * 16, col * 16 : (col + 1) * 16] += 5.0
             other = tower(changed, mask_ratio=0.5, noise=noise)
             assert torch.allclose(other.patch_features[0], out.patch_features[0], atol=1e-6) != changes
+
+
+def test_sentences_past_max_sentences_shape_the_global_embedding_only(model):
+    """Sentences past ``max_sentences`` are encoded (the global embedding sees them) but get no slot."""
+    sentences = split_sentences(REPORTS[1] + " " + REPORTS[3])  # six sentences
+    full = tokenize_sentences(sentences, model.tokenizer, 64, max_sentences=2)
+    first_two = tokenize_sentences(sentences[:2], model.tokenizer, 64, max_sentences=2)
+    assert full["attention_mask"].sum() > first_two["attention_mask"].sum()  # the later sentences are in the text
+    assert set(full["sentence_index"].tolist()) == {-1, 0, 1}
+    slots, model.text.max_sentences = model.text.max_sentences, 2
+    try:
+        with torch.no_grad():
+            a, b = (
+                model.encode_sentences(*(t[k][None] for k in ("input_ids", "attention_mask", "sentence_index")))
+                for t in (full, first_two)
+            )
+            global_full, global_two = (
+                model.encode_text(t["input_ids"][None], t["attention_mask"][None]) for t in (full, first_two)
+            )
+    finally:
+        model.text.max_sentences = slots
+    assert a.mask.tolist() == b.mask.tolist() == [[True, True]]
+    assert not torch.allclose(global_full, global_two)
+
+
+def test_parts_of_terms_that_are_off_are_not_built_or_run(text_dir):
+    model = create_mlip("tiny", text_model=text_dir, use_local=False, use_sie=False, use_mip=False).train()
+    assert model.local_logit_scale is None and model.sie is None and model.decoder is None
+    assert model.phi_map() is None and model.no_weight_decay() == {"logit_scale", "vision.trunk.pos_embed"}
+    output = model(**make_batch(model))
+    assert output.integrity is None and output.patch_scores is None and output.mip_pred is None
+    assert output.local_logit_scale is None
+    losses = MLIPLoss(lambda_local=0, use_sie=False, lambda_mip=0)(output)
+    losses["loss"].backward()
+    assert all(p.grad is not None for p in model.parameters())  # what DDP needs without find_unused_parameters

@@ -14,7 +14,7 @@ import torch
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow, ckpt_export, verify_net_in_out
 
-from monai_mlip.bundle import bundle_workflow, synthetic_dataset
+from monai_mlip.bundle import bundle_workflow, load_pretrained, synthetic_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "bundles" / "mlip_pretrain"
@@ -161,16 +161,23 @@ def test_image_encoder_verifies_and_exports(trained, tmp_path):
     )
     scripted = torch.jit.load(str(exported))
     image = torch.rand(2, 1, 128, 128)
-    from monai_mlip.bundle import load_pretrained
     from monai_mlip.networks import ImageEncoder
 
     expected = ImageEncoder.from_mlip(load_pretrained(root / "models").eval())(image)
     torch.testing.assert_close(scripted(image), expected, atol=1e-5, rtol=1e-4)
 
 
-def test_two_process_torchrun(tmp_path, dataset_dir):
+@pytest.mark.parametrize(
+    "switch",
+    [{}, {"loss#lambda_local": 0}, {"loss#use_sie": "false"}, {"loss#lambda_mip": 0}],
+    ids=["mlip", "no_local", "no_sie", "no_mip"],
+)
+def test_two_process_torchrun(tmp_path, dataset_dir, switch):
+    """DDP (without find_unused_parameters) runs the full objective and each term switched off: a term
+    that is off leaves no parameter without a gradient, which DDP would refuse at the second iteration."""
     config = str([str(CONFIGS / "train.json"), str(CONFIGS / "multi_gpu_train.json")])
-    overrides = [arg for key, value in {**FAST, "max_epochs": 1}.items() for arg in (f"--{key}", str(value))]
+    settings = {**FAST, "max_epochs": 1, **switch}
+    overrides = [arg for key, value in settings.items() for arg in (f"--{key}", str(value))]
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2",
         "-m", "monai.bundle", "run", "--config_file", config, "--bundle_root", str(tmp_path),
@@ -180,3 +187,8 @@ def test_two_process_torchrun(tmp_path, dataset_dir):
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (tmp_path / "models" / "model.pt").is_file() and (tmp_path / "eval" / "metrics.json").is_file()
+    state = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
+    assert any(k.startswith("decoder.") for k in state) == ("loss#lambda_mip" not in switch)
+    assert any(k.startswith("sie.") for k in state) == ("loss#use_sie" not in switch)
+    assert ("local_logit_scale" in state) == ("loss#lambda_local" not in switch)
+    assert load_pretrained(tmp_path / "models").load_state_dict(state)  # the recorded config rebuilds it

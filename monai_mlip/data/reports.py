@@ -335,22 +335,24 @@ def tokenize_sentences(
     """Tokenise sentences into one padded sequence with the sentence number of every token.
 
     Whole trailing sentences are dropped first when the sequence is too long; only a first sentence
-    that alone exceeds the budget is cut inside.
+    that alone exceeds the budget is cut inside. Sentences past ``max_sentences`` stay in the sequence
+    (they shape the global report embedding) with sentence number ``-1``: they get no sentence slot, so
+    they take no part in the patch-sentence matching.
 
     Args:
         sentences: the report's sentences, in order.
         tokenizer: a Hugging Face tokenizer (fast or slow).
         max_length: length ``L`` of the output, special tokens included.
-        max_sentences: keep at most this many sentences (``None``: no limit).
+        max_sentences: sentences numbered from 0 to ``max_sentences - 1`` (``None``: all of them).
 
     Returns:
         ``input_ids`` and ``attention_mask`` (``[L]`` long), and ``sentence_index`` (``[L]`` long: the
-        sentence number of each token, ``-1`` for special and padding tokens).
+        sentence number of each token, ``-1`` for special and padding tokens and for the tokens of
+        sentences past ``max_sentences``).
     """
     pieces = tokenizer(list(sentences), add_special_tokens=False)["input_ids"] if sentences else []
     pieces = [p for p in pieces if p]
-    if max_sentences is not None:
-        pieces = pieces[:max_sentences]
+    slots = len(pieces) if max_sentences is None else max_sentences
     start = [t for t in (tokenizer.cls_token_id, tokenizer.bos_token_id) if t is not None][:1]
     end = [t for t in (tokenizer.sep_token_id, tokenizer.eos_token_id) if t is not None][:1]
     budget = max_length - len(start) - len(end)
@@ -365,7 +367,7 @@ def tokenize_sentences(
                 index += [0] * room
             break
         ids += piece
-        index += [number] * len(piece)
+        index += [number if number < slots else -1] * len(piece)
     ids += end
     index += [-1] * len(end)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -387,7 +389,8 @@ class TokenizeReportd(MapTransform):
         keys: the key holding the report text or its sentences (one key).
         tokenizer: a Hugging Face tokenizer, or a local path / cached hub name to load one from.
         max_length: output length ``L`` (128 in MLIP).
-        max_sentences: keep at most this many sentences.
+        max_sentences: sentence slots; later sentences stay in the text with sentence number ``-1``
+            (:func:`tokenize_sentences`).
         prefix: prepended to the output key names (for several texts per item).
         allow_missing_keys: skip items without the key.
     """

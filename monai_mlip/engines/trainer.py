@@ -4,14 +4,18 @@
 the network takes the image and the tokenised report (``prepare_batch`` is
 :class:`~monai.engines.PrepareBatchExtraInput` with ``input_ids``, ``attention_mask`` and
 ``sentence_index``), the loss is a dict of named terms (:class:`~monai_mlip.losses.MLIPLoss`), gradients
-are clipped before the optimiser step, and a non-finite loss skips the step (it is logged, counted in
-``engine.state.nonfinite_steps`` and, past ``max_nonfinite_steps`` in a row, stops the run with an error).
-Mixed precision on a GPU is bf16 autocast, which needs no gradient scaler.
+are clipped before the optimiser step, and a non-finite loss or a non-finite gradient norm skips the step
+(it is logged, counted in ``engine.state.nonfinite_steps`` and, past ``max_nonfinite_steps`` in a row,
+stops the run with an error): a finite loss can still back-propagate NaN gradients (an overflow in one
+layer), and one optimiser step on them makes every later weight NaN. After each step the model's stored
+logit scales are clamped (:meth:`~monai_mlip.networks.MLIP.clamp_logit_scales_`). Mixed precision on a GPU
+is bf16 autocast, which needs no gradient scaler.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +23,8 @@ import torch
 from monai.engines import SupervisedTrainer
 from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys as Keys
+
+from monai_mlip.engines.zero_shot import unwrap
 
 __all__ = ["MLIPTrainer", "NonFiniteLossError"]
 
@@ -69,13 +75,14 @@ class MLIPTrainer(SupervisedTrainer):
         device_type = torch.device(self.state.device).type
         return torch.autocast(device_type, dtype=self.amp_dtype, enabled=bool(self.amp))
 
-    def _skip_nonfinite(self, terms: Mapping[str, torch.Tensor], batchdata: Mapping[str, Any]) -> None:
+    def _skip_nonfinite(self, what: str, terms: Mapping[str, torch.Tensor], batchdata: Mapping[str, Any]) -> None:
         self.state.nonfinite_steps += 1
         self.state.nonfinite_in_a_row += 1
         ids = batchdata.get(self.id_key, "?")
-        values = {name: float(value) for name, value in terms.items() if name.startswith("loss")}
+        values = {name: float(value.detach()) for name, value in terms.items() if name.startswith("loss")}
         logger.warning(
-            "non-finite loss at iteration %d (%s), optimiser step skipped (%d in a row); batch %s: %s",
+            "non-finite %s at iteration %d (losses %s), optimiser step skipped (%d in a row); batch %s: %s",
+            what,
             self.state.iteration,
             values,
             self.state.nonfinite_in_a_row,
@@ -84,7 +91,8 @@ class MLIPTrainer(SupervisedTrainer):
         )
         if self.state.nonfinite_in_a_row > self.max_nonfinite_steps:
             raise NonFiniteLossError(
-                f"{self.state.nonfinite_in_a_row} consecutive non-finite losses (last {values}); stopping. Lower the "
+                f"{self.state.nonfinite_in_a_row} consecutive non-finite steps (last: {what}, losses {values}); "
+                "stopping. Lower the "
                 "learning rate, check the inputs named above, or resume from the last checkpoint."
             )
 
@@ -101,18 +109,28 @@ class MLIPTrainer(SupervisedTrainer):
             terms = engine.loss_function(prediction)
         engine.fire_event(IterationEvents.LOSS_COMPLETED)
         loss = terms["loss"]
-        if torch.isfinite(loss):
-            engine.state.nonfinite_in_a_row = 0
+        grad_norm = float("nan")
+        if not torch.isfinite(loss):
+            engine._skip_nonfinite("loss", terms, batchdata)
+        else:
             loss.backward()
             engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-            if engine.max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(engine.network.parameters(), engine.max_grad_norm)
-            engine.optimizer.step()
-        else:
-            engine._skip_nonfinite(terms, batchdata)
+            # the total norm before clipping; with DDP every process sees the same averaged gradients
+            limit = engine.max_grad_norm if engine.max_grad_norm is not None else float("inf")
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(engine.network.parameters(), limit))
+            if math.isfinite(grad_norm):
+                engine.state.nonfinite_in_a_row = 0
+                engine.optimizer.step()
+                clamp = getattr(unwrap(engine.network), "clamp_logit_scales_", None)
+                if clamp is not None:
+                    clamp()
+            else:
+                engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
+                engine._skip_nonfinite("gradient norm", terms, batchdata)
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
         output = {name: float(value.detach()) for name, value in terms.items()}
         output[Keys.LOSS] = output.pop("loss")
+        output["grad_norm"] = grad_norm
         output["lr"] = float(engine.optimizer.param_groups[0]["lr"])
         engine.state.output = output
         return output

@@ -172,8 +172,10 @@ class ZeroShotClassifier:
         return unwrap(self.model).logit_scale.detach().exp().clamp(max=100.0)
 
     def local_scale(self) -> torch.Tensor:
-        """The same for the local (patch-sentence) similarities."""
-        return unwrap(self.model).local_logit_scale.detach().exp().clamp(max=100.0)
+        """The same for the local (patch-sentence) similarities; the global one for a model trained without
+        the local term (it has no local scale)."""
+        local = unwrap(self.model).local_logit_scale
+        return self.scale() if local is None else local.detach().exp().clamp(max=100.0)
 
     @torch.no_grad()
     def scores(self, image_embeds: torch.Tensor, class_embeds: torch.Tensor | None = None) -> torch.Tensor:

@@ -2,7 +2,9 @@
 
 MONAI's ``CheckpointSaver`` writes with ``atomic=False`` (a crash mid-write leaves a truncated file that a
 resume would then load), so :class:`AtomicCheckpointSaver` uses ignite's ``Checkpoint`` with an atomic
-``DiskSaver`` (temporary file, then rename) directly.
+``DiskSaver`` (temporary file, then rename) directly. Neither it nor :class:`FinalModelSaver` writes a
+model holding a NaN or infinite value (:class:`~monai_mlip.errors.NonFiniteWeightsError`): the last good
+file stays the one a resume or a downstream bundle finds.
 """
 
 from __future__ import annotations
@@ -23,11 +25,14 @@ from ignite.handlers import Checkpoint, DiskSaver
 from monai.transforms import Randomizable
 from monai.utils import is_scalar, set_determinism
 
+from monai_mlip.errors import NonFiniteWeightsError
+
 __all__ = [
     "AtomicCheckpointSaver",
     "EpochReseed",
     "FinalModelSaver",
     "MetricsWriter",
+    "check_finite_weights",
     "default_mode",
     "latest_checkpoint",
     "save_atomic",
@@ -75,6 +80,22 @@ def latest_checkpoint(directory: str | os.PathLike) -> str | None:
     return str(max(found)[1]) if found else None
 
 
+def check_finite_weights(network: torch.nn.Module, what: str) -> None:
+    """Raise :class:`~monai_mlip.errors.NonFiniteWeightsError` naming the parameters and buffers of
+    ``network`` that hold a NaN or infinite value (``what`` names the file that will not be written)."""
+    bad = [
+        name
+        for name, tensor in network.state_dict().items()
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all()
+    ]
+    if bad:
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise NonFiniteWeightsError(
+            f"{what} not written: non-finite values in {shown}. Resume from the last checkpoint with a lower "
+            "learning rate, and check the inputs named in the non-finite warnings."
+        )
+
+
 class AtomicCheckpointSaver:
     """Save named objects (model, optimiser, scheduler, trainer) every ``save_interval`` epochs, atomically.
 
@@ -92,6 +113,7 @@ class AtomicCheckpointSaver:
         self, save_dir: str | os.PathLike, save_dict: Mapping[str, Any], save_interval: int = 1, n_saved: int = 1
     ) -> None:
         self.save_interval = save_interval
+        self.models = {name: obj for name, obj in save_dict.items() if isinstance(obj, torch.nn.Module)}
         self.checkpoint = Checkpoint(
             dict(save_dict),
             DiskSaver(str(save_dir), atomic=True, require_empty=False, create_dir=True),
@@ -102,7 +124,12 @@ class AtomicCheckpointSaver:
         )
 
     def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.save_interval), self.checkpoint)
+        engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.save_interval), self)
+
+    def __call__(self, engine: Engine) -> None:
+        for name, model in self.models.items():
+            check_finite_weights(model, f"checkpoint of epoch {engine.state.epoch} ({name})")
+        self.checkpoint(engine)
 
 
 class FinalModelSaver:
@@ -121,6 +148,7 @@ class FinalModelSaver:
 
     def __call__(self, engine: Engine) -> None:
         network = self.network.module if hasattr(self.network, "module") else self.network
+        check_finite_weights(network, str(self.path))
         save_atomic(network.state_dict(), self.path)
         logger.info("model weights written to %s", self.path)
 

@@ -110,6 +110,8 @@ class GroundingHeatmapSaver(_FirstItemsSaver):
 class PhiMapSaver:
     """Save the SIE phi map (per-patch contribution to the integrity weight) as ``phi_map.png`` after each epoch.
 
+    A model trained without SIE has no map: nothing is written.
+
     Args:
         network: the :class:`~monai_mlip.networks.MLIP` being trained (or its DDP wrapper).
         output_dir: where ``phi_map.png`` goes.
@@ -123,7 +125,10 @@ class PhiMapSaver:
         engine.add_event_handler(Events.EPOCH_COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:
-        phi = unwrap(self.network).phi_map().float().cpu()
+        phi = unwrap(self.network).phi_map()
+        if phi is None:
+            return
+        phi = phi.float().cpu()
         self.output_dir.mkdir(parents=True, exist_ok=True)
         plt = pyplot()
         figure, axis = plt.subplots(figsize=(4, 3.6))

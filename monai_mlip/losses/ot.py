@@ -1,9 +1,14 @@
 """Patch-sentence matching by entropic optimal transport (POT's batched log-domain Sinkhorn).
 
 For image ``i`` and report ``j`` the cost of moving mass from patch ``n`` to sentence ``s`` is
-``1 - cos(patch_n, sentence_s)``. The entropic plan ``T_ij`` between a uniform (or given) marginal over
-the real patches of ``i`` and a uniform (or given) marginal over the real sentences of ``j`` matches the
-two sets many-to-many; the local similarity is ``S_ij = sum(T_ij * cos)``. All ``B x B'`` problems of a
+``1 - cos(patch_n, sentence_s)``. The entropic plan ``T_ij`` between a uniform (or given) marginal ``a`` over
+the real patches of ``i`` and a uniform (or given) marginal ``b`` over the real sentences of ``j`` matches the
+two sets many-to-many. The local similarity is the value of the regularised matching problem,
+``S_ij = max_T <T, cos> - eps KL(T || a b^T) = <T_ij, cos> - eps KL(T_ij || a b^T)``: the matching score
+of the plan less its entropic penalty, at most ``<T_ij, cos>`` and equal to it when the plan is the
+independent coupling ``a b^T``. (Under the marginal constraints ``-KL(T || a b^T)`` is the plan's entropy
+``H(T)`` less the constant ``H(a) + H(b)``, so this is the same problem as ``<T, cos> + eps H(T)``, offset so
+that it does not favour reports with more sentences.) All ``B x B'`` problems of a
 batch are solved at once with POT's batched Sinkhorn (the Bregman projections of ``ot.batch`` behind
 ``ot.solve_batch``) on the torch backend.
 
@@ -22,9 +27,10 @@ undefined enters the product ``T * cos``. Columns padded in every sample are cut
 Every sample must have at least one real patch and one real sentence.
 
 Gradients (``plan_grad``): by default (``"detach"``) the plan is a constant and gradients flow through
-``cos`` only. By the envelope (Danskin) theorem ``T*`` is exactly the gradient of the entropic OT value
-``max_T <T, cos> + eps H(T)`` with respect to ``cos``, so this is the exact gradient of the regularised
-matching score, costs nothing per Sinkhorn iteration and keeps memory at a few ``B x B' x N x S`` tensors.
+``cos`` only. By the envelope (Danskin) theorem the optimal plan ``T*`` is exactly the gradient of the
+value ``S_ij`` above with respect to ``cos``, so the returned value and its gradient describe the same
+function (to the Sinkhorn tolerance); this costs nothing per iteration and keeps memory at a few
+``B x B' x N x S`` tensors.
 ``"autodiff"`` also differentiates the plan through every iteration (memory grows with ``max_iter``);
 ``"last_step"`` differentiates the last iteration only.
 """
@@ -39,11 +45,13 @@ __all__ = ["patch_sentence_plans", "patch_sentence_similarity"]
 _PLAN_GRADS = ("detach", "last_step", "autodiff")
 
 
-def _marginal(mask: torch.Tensor, weights: torch.Tensor | None, what: str) -> torch.Tensor:
-    """``[B, K]`` bool mask (and optional non-negative weights) -> ``[B, K]`` float32 marginals summing to 1."""
-    mass = mask.to(torch.float32)
+def _marginal(
+    mask: torch.Tensor, weights: torch.Tensor | None, what: str, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """``[B, K]`` bool mask (and optional non-negative weights) -> ``[B, K]`` marginals summing to 1."""
+    mass = mask.to(dtype)
     if weights is not None:
-        mass = mass * weights.to(torch.float32)
+        mass = mass * weights.to(dtype)
     total = mass.sum(dim=1, keepdim=True)
     empty = (total.squeeze(1) <= 0).nonzero().flatten()
     if empty.numel():
@@ -99,20 +107,32 @@ def _prepare(
     patch_weights: torch.Tensor | None,
     sentence_weights: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int, int]:
-    """Validate, compute marginals, cut all-padding columns, zero padded embeddings (float32, L2-normalised)."""
+    """Validate, compute marginals, cut all-padding columns, zero padded embeddings (L2-normalised).
+
+    Everything is float32, or float64 when the embeddings are.
+    """
     if patches.ndim != 3 or sentences.ndim != 3 or patches.shape[-1] != sentences.shape[-1]:
         raise ValueError(f"expected [B, N, D] patches and [B', S, D] sentences, got {patches.shape}, {sentences.shape}")
     if patch_mask.shape != patches.shape[:2] or sentence_mask.shape != sentences.shape[:2]:
         raise ValueError(
             f"masks {patch_mask.shape}, {sentence_mask.shape} do not match {patches.shape}, {sentences.shape}"
         )
-    a = _marginal(patch_mask, patch_weights, "patch")
-    b = _marginal(sentence_mask, sentence_weights, "sentence")
+    dtype = torch.promote_types(patches.dtype, torch.float32)
+    a = _marginal(patch_mask, patch_weights, "patch", dtype)
+    b = _marginal(sentence_mask, sentence_weights, "sentence", dtype)
     n, s = _trim(a > 0), _trim(b > 0)
     a, b = a[:, :n], b[:, :s]
-    patches = torch.nn.functional.normalize(patches[:, :n].float(), dim=-1) * (a > 0).unsqueeze(-1)
-    sentences = torch.nn.functional.normalize(sentences[:, :s].float(), dim=-1) * (b > 0).unsqueeze(-1)
+    patches = torch.nn.functional.normalize(patches[:, :n].to(dtype), dim=-1) * (a > 0).unsqueeze(-1)
+    sentences = torch.nn.functional.normalize(sentences[:, :s].to(dtype), dim=-1) * (b > 0).unsqueeze(-1)
     return patches, a, sentences, b, n, s
+
+
+def _kl_to_independent(plans: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``KL(T || a b^T)`` of ``[K, N, S]`` plans with ``[K, N]``, ``[K, S]`` marginals -> ``[K]`` (0 log 0 = 0)."""
+    outer = a.unsqueeze(2) * b.unsqueeze(1)
+    # where T is 0 the ratio is set to 1 (a zero term) before the log, so no 0 * log 0 reaches autograd
+    ratio = torch.where(plans > 0, plans / outer.clamp_min(torch.finfo(outer.dtype).tiny), torch.ones_like(plans))
+    return (plans * ratio.log()).sum(dim=(1, 2))
 
 
 def _pad_plans(plans: torch.Tensor, num_patches: int, num_sentences: int) -> torch.Tensor:
@@ -151,7 +171,8 @@ def patch_sentence_similarity(
         method: ``"auto"``, ``"sinkhorn"`` (scaling domain) or ``"log_sinkhorn"`` (see the module docstring).
 
     Returns:
-        ``[B, B']`` float32 similarities ``S_ij = sum(T_ij * cos)``; with ``return_plans`` also the
+        ``[B, B']`` similarities ``S_ij = sum(T_ij * cos) - epsilon * KL(T_ij || a b^T)`` (float32, or float64
+        for float64 embeddings; see the module docstring); with ``return_plans`` also the
         ``[B, B', N, S]`` plans (zero on padding; each sums to 1).
 
     Raises:
@@ -167,7 +188,8 @@ def patch_sentence_similarity(
         a = a.unsqueeze(1).expand(batch, others, n).reshape(batch * others, n)
         b = b.unsqueeze(0).expand(batch, others, s).reshape(batch * others, s)
         plans = _solve(cos, a, b, epsilon, max_iter, tol, plan_grad, method)
-        similarity = (plans * cos).sum(dim=(1, 2)).reshape(batch, others)
+        similarity = (plans * cos).sum(dim=(1, 2)) - epsilon * _kl_to_independent(plans, a, b)
+        similarity = similarity.reshape(batch, others)
     if not return_plans:
         return similarity
     return similarity, _pad_plans(plans.reshape(batch, others, n, s), num_patches, num_sentences)

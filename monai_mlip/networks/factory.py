@@ -64,8 +64,12 @@ class MLIPConfig:
         decoder_depth: MIP decoder blocks.
         decoder_heads: MIP decoder heads.
         logit_scale_init: initial inverse temperature of the global and local logits (MaCo: 1 / 0.03).
-        max_logit_scale: clamp of the logit scales.
+        max_logit_scale: upper bound of the logit scales.
         sie_init: SIE weight of every mask at initialisation.
+        use_local: build the local logit scale (the patch-sentence term is on).
+        use_sie: build the semantic integrity estimator.
+        use_mip: build the masked-image-prediction decoder. The three switches follow the loss
+            (:meth:`~monai_mlip.losses.MLIPLoss.model_heads`): a part no term uses is not built.
     """
 
     vision_model: str = "vit_base_patch16_224"
@@ -85,6 +89,9 @@ class MLIPConfig:
     logit_scale_init: float = 1 / 0.03
     max_logit_scale: float = 100.0
     sie_init: float = 1.0
+    use_local: bool = True
+    use_sie: bool = True
+    use_mip: bool = True
 
 
 PRESETS: dict[str, MLIPConfig] = {
@@ -172,6 +179,9 @@ def create_mlip(preset: str = "tiny", **overrides: Any) -> MLIP:
         logit_scale_init=config.logit_scale_init,
         max_logit_scale=config.max_logit_scale,
         sie_init=config.sie_init,
+        use_local=config.use_local,
+        use_sie=config.use_sie,
+        use_mip=config.use_mip,
     )
     model.config = config
     return model

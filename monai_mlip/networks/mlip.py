@@ -4,6 +4,10 @@
 :class:`MLIPOutput` of named tensors; :mod:`monai_mlip.losses` turns that into the global contrastive,
 patch-sentence OT and masked-image-prediction terms. The ``encode_*`` methods give unmasked
 embeddings for zero-shot classification and grounding.
+
+The parts that serve one loss term only (the local logit scale, the SIE, the MIP decoder) are built and
+run only when that term is on (``use_local``, ``use_sie``, ``use_mip``): a term that is off costs nothing,
+and DDP finds no parameter without a gradient.
 """
 
 from __future__ import annotations
@@ -40,13 +44,17 @@ class MLIPOutput:
         visible: ``[B, P]`` bool, ``True`` for visible patches.
         sentence_embeds: ``[B, S, D]`` L2-normalised sentence embeddings, zero for absent sentences.
         sentence_mask: ``[B, S]`` bool, ``True`` for real sentences.
-        integrity: ``[B]`` SIE weight ``w`` of each sample's mask.
-        patch_scores: ``[B, N]`` SIE ``phi`` of each visible patch (for an SIE-weighted patch marginal).
-        mip_pred: ``[B, M, K]`` decoder prediction of the hidden patches (per-patch-normalised pixels).
-        mip_target: ``[B, M, K]`` per-patch-normalised pixels of the hidden patches.
+        integrity: ``[B]`` SIE weight ``w`` of each sample's mask (``None`` without SIE).
+        patch_scores: ``[B, N]`` SIE ``phi`` of each visible patch, for an SIE-weighted patch marginal
+            (``None`` without SIE).
+        mip_pred: ``[B, M, K]`` decoder prediction of the hidden patches (per-patch-normalised pixels;
+            ``None`` without MIP).
+        mip_target: ``[B, M, K]`` per-patch-normalised pixels of the hidden patches (``None`` without MIP).
         masked_index: ``[B, M]`` long, grid index of each hidden patch (ascending).
-        logit_scale: scalar, ``exp`` of the global logit scale, clamped to ``[1, max_logit_scale]``.
-        local_logit_scale: scalar, the same for the local (patch-sentence) similarities.
+        logit_scale: scalar, ``exp`` of the global logit scale (the stored logarithm is kept within
+            ``[0, log(max_logit_scale)]`` by :meth:`MLIP.clamp_logit_scales_` after each optimiser step).
+        local_logit_scale: scalar, the same for the local (patch-sentence) similarities (``None`` without
+            the local term).
     """
 
     image_embeds: torch.Tensor
@@ -56,13 +64,13 @@ class MLIPOutput:
     visible: torch.Tensor
     sentence_embeds: torch.Tensor
     sentence_mask: torch.Tensor
-    integrity: torch.Tensor
-    patch_scores: torch.Tensor
-    mip_pred: torch.Tensor
-    mip_target: torch.Tensor
+    integrity: torch.Tensor | None
+    patch_scores: torch.Tensor | None
+    mip_pred: torch.Tensor | None
+    mip_target: torch.Tensor | None
     masked_index: torch.Tensor
     logit_scale: torch.Tensor
-    local_logit_scale: torch.Tensor
+    local_logit_scale: torch.Tensor | None
 
 
 class SentenceEmbeddings(NamedTuple):
@@ -85,8 +93,11 @@ class MLIP(nn.Module):
         decoder_depth: MIP decoder blocks.
         decoder_heads: MIP decoder attention heads.
         logit_scale_init: initial value of both logit scales (inverse temperatures).
-        max_logit_scale: upper clamp of both logit scales.
+        max_logit_scale: upper bound of both logit scales (:meth:`clamp_logit_scales_`).
         sie_init: SIE weight of every mask at initialisation.
+        use_local: build the local logit scale (the patch-sentence term is on).
+        use_sie: build the semantic integrity estimator.
+        use_mip: build the masked-image-prediction decoder.
     """
 
     def __init__(
@@ -101,6 +112,9 @@ class MLIP(nn.Module):
         logit_scale_init: float = 1 / 0.03,
         max_logit_scale: float = 100.0,
         sie_init: float = 1.0,
+        use_local: bool = True,
+        use_sie: bool = True,
+        use_mip: bool = True,
     ) -> None:
         super().__init__()
         if not 0.0 <= mask_ratio < 1.0:
@@ -112,18 +126,22 @@ class MLIP(nn.Module):
         self.max_logit_scale = max_logit_scale
         self.image_projection = nn.Linear(vision.embed_dim, embed_dim, bias=False)
         self.text_projection = nn.Linear(text.hidden_size, embed_dim, bias=False)
-        # Logit scales are stored as logarithms (CLIP); outputs carry exp(...) clamped to [1, max_logit_scale].
+        # Logit scales are stored as logarithms (CLIP) and kept in [0, log(max_logit_scale)] after each step.
         self.logit_scale = nn.Parameter(torch.tensor(math.log(logit_scale_init)))
-        self.local_logit_scale = nn.Parameter(torch.tensor(math.log(logit_scale_init)))
-        self.sie = SemanticIntegrityEstimator(vision.grid_size, init_weight=sie_init)
-        self.decoder = MaskedImageDecoder(
-            vision.embed_dim,
-            vision.grid_size,
-            vision.patch_size,
-            in_chans=vision.in_chans,
-            decoder_dim=decoder_dim,
-            depth=decoder_depth,
-            num_heads=decoder_heads,
+        self.local_logit_scale = nn.Parameter(torch.tensor(math.log(logit_scale_init))) if use_local else None
+        self.sie = SemanticIntegrityEstimator(vision.grid_size, init_weight=sie_init) if use_sie else None
+        self.decoder = (
+            MaskedImageDecoder(
+                vision.embed_dim,
+                vision.grid_size,
+                vision.patch_size,
+                in_chans=vision.in_chans,
+                decoder_dim=decoder_dim,
+                depth=decoder_depth,
+                num_heads=decoder_heads,
+            )
+            if use_mip
+            else None
         )
 
     @property
@@ -136,8 +154,25 @@ class MLIP(nn.Module):
         """The text tower's Hugging Face tokenizer (loaded from the local source on first use)."""
         return self.text.tokenizer
 
-    def _scale(self, log_scale: torch.Tensor) -> torch.Tensor:
-        return log_scale.exp().clamp(1.0, self.max_logit_scale)
+    @torch.no_grad()
+    def clamp_logit_scales_(self) -> None:
+        """Keep the stored log logit scales in ``[0, log(max_logit_scale)]``; call after each optimiser step.
+
+        Clamping the stored value (open_clip's way) rather than ``exp(...)`` in the forward keeps the
+        gradient alive: a scale that overshoots is put back on the bound and can move down again.
+        """
+        for scale in (self.logit_scale, self.local_logit_scale):
+            if scale is not None:
+                scale.clamp_(0.0, math.log(self.max_logit_scale))
+
+    def no_weight_decay(self) -> set[str]:
+        """Names of parameters kept out of weight decay besides biases and norms (timm's convention):
+        position embeddings, class / register / mask tokens, the logit scales and the SIE's ``phi``."""
+        names = {"logit_scale", "local_logit_scale", "sie.phi.weight", "decoder.mask_token"}
+        trunk = self.vision.trunk
+        names |= {f"vision.trunk.{name}" for name in getattr(trunk, "no_weight_decay", set)()}
+        parameters = dict(self.named_parameters())
+        return {name for name in names if name in parameters}
 
     def forward(
         self,
@@ -169,14 +204,9 @@ class MLIP(nn.Module):
         num_masked = vision.visible.shape[1] - vision.patch_index.shape[1]
         # hidden patches sort first (0 < 1); stable sorting keeps them in grid order
         masked_index = torch.argsort(vision.visible.to(torch.uint8), dim=1, stable=True)[:, :num_masked]
-        if num_masked:
-            pred = self.decoder(vision.patch_features, vision.patch_index)
-            target = patchify(pixels, self.vision.patch_size)
-            take = masked_index.unsqueeze(-1).expand(-1, -1, pred.shape[-1])
-            mip_pred, mip_target = pred.gather(1, take), target.gather(1, take)
-        else:
-            width = self.vision.in_chans * self.vision.patch_size**2
-            mip_pred = mip_target = pixels.new_zeros(pixels.shape[0], 0, width)
+        mip_pred = mip_target = None
+        if self.decoder is not None:
+            mip_pred, mip_target = self._predict_hidden(pixels, vision.patch_features, vision.patch_index, masked_index)
 
         return MLIPOutput(
             image_embeds=F.normalize(self.image_projection(vision.global_features), dim=-1),
@@ -186,14 +216,26 @@ class MLIP(nn.Module):
             visible=vision.visible,
             sentence_embeds=self._sentence_embeds(text.sentence_features, text.sentence_mask),
             sentence_mask=text.sentence_mask,
-            integrity=self.sie(vision.visible),
-            patch_scores=self.sie.patch_scores(vision.patch_index),
+            integrity=self.sie(vision.visible) if self.sie is not None else None,
+            patch_scores=self.sie.patch_scores(vision.patch_index) if self.sie is not None else None,
             mip_pred=mip_pred,
             mip_target=mip_target,
             masked_index=masked_index,
-            logit_scale=self._scale(self.logit_scale),
-            local_logit_scale=self._scale(self.local_logit_scale),
+            logit_scale=self.logit_scale.exp(),
+            local_logit_scale=self.local_logit_scale.exp() if self.local_logit_scale is not None else None,
         )
+
+    def _predict_hidden(
+        self, pixels: torch.Tensor, features: torch.Tensor, patch_index: torch.Tensor, masked_index: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decoder predictions and targets of the hidden patches, ``[B, M, K]`` each (``M`` may be 0)."""
+        if not masked_index.shape[1]:
+            empty = pixels.new_zeros(pixels.shape[0], 0, self.vision.in_chans * self.vision.patch_size**2)
+            return empty, empty
+        pred = self.decoder(features, patch_index)
+        target = patchify(pixels, self.vision.patch_size)
+        take = masked_index.unsqueeze(-1).expand(-1, -1, pred.shape[-1])
+        return pred.gather(1, take), target.gather(1, take)
 
     def _sentence_embeds(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.text_projection(features), dim=-1) * mask.unsqueeze(-1)
@@ -219,6 +261,6 @@ class MLIP(nn.Module):
         text = self.text(input_ids, attention_mask, sentence_index)
         return SentenceEmbeddings(self._sentence_embeds(text.sentence_features, text.sentence_mask), text.sentence_mask)
 
-    def phi_map(self) -> torch.Tensor:
-        """The SIE map ``phi`` on the patch grid, ``[rows, columns]`` (detached)."""
-        return self.sie.phi_map()
+    def phi_map(self) -> torch.Tensor | None:
+        """The SIE map ``phi`` on the patch grid, ``[rows, columns]`` (detached); ``None`` without SIE."""
+        return self.sie.phi_map() if self.sie is not None else None

@@ -71,8 +71,10 @@ class TextTower(nn.Module):
 
     Args:
         model_name_or_path: a local ``save_pretrained`` directory or a hub name in the local cache.
-        max_sentences: ``S``, sentence slots in the output; later sentences are left out of the
-            sentence features (they still shape the global features).
+        max_sentences: ``S``, sentence slots in the output. Tokens numbered ``S`` or higher (or ``-1``,
+            which :func:`~monai_mlip.data.tokenize_sentences` gives the sentences past its
+            ``max_sentences``) are left out of the sentence features but are encoded, so they shape the
+            global features.
         pooling: the global embedding: ``"cls"`` (the first token state) or ``"mean"`` (mean over the
             attention mask).
         **model_kwargs: further ``AutoModel.from_pretrained`` arguments.
