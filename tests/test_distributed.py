@@ -88,7 +88,7 @@ def run_workers(workdir: Path) -> None:
 
 @pytest.mark.parametrize("reports", [REPORTS * 2, [FULL_REPORT, *REPORTS[1:], *REPORTS]], ids=["padded", "full"])
 def test_two_processes_match_one(tmp_path, reports):
-    build_tiny_text_model((REPORTS + [FULL_REPORT]) * 10, tmp_path / "text", vocab_size=300, min_frequency=1)
+    build_tiny_text_model([*REPORTS, FULL_REPORT] * 10, tmp_path / "text", vocab_size=300, min_frequency=1)
     torch.manual_seed(0)
     model = build_model(tmp_path / "text")
     tokens = [tokenize_sentences(split_sentences(r), model.tokenizer, 40, max_sentences=4) for r in reports]

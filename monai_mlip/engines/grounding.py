@@ -10,7 +10,9 @@ Scores, on the heatmap upsampled (bilinear) to the image:
 - pointing game: whether the hottest pixel lies inside a ground-truth box;
 - IoU: the region at or above ``threshold`` of the min-max-normalised map against the boxes' union.
 
-A random map (uniform noise on the patch grid, upsampled the same way) gives the chance baseline.
+A random map (uniform noise on the patch grid, upsampled the same way) gives the chance baseline. When
+the phrase is its report's only sentence nothing competes: the plan column is the patch marginal itself,
+a flat map (:func:`flat_maps`) that the scores leave out and count apart.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from monai_mlip.losses import patch_sentence_plans
 
 __all__ = [
     "GroundingInferer",
+    "flat_maps",
     "heatmap_iou",
     "phrase_heatmaps",
     "pointing_game",
@@ -40,6 +43,13 @@ def phrase_heatmaps(plans: torch.Tensor, grid: tuple[int, int], sentence: int = 
     column = plans[..., sentence].float()
     column = column / column.sum(dim=1, keepdim=True).clamp_min(torch.finfo(column.dtype).tiny)
     return column.reshape(-1, *grid)
+
+
+def flat_maps(maps: torch.Tensor, rtol: float = 1e-4) -> torch.Tensor:
+    """``[B, rows, cols]`` maps -> ``[B]`` bool, true where a map is constant to ``rtol`` of its largest value."""
+    flat = maps.flatten(1).float()
+    spread = flat.max(dim=1).values - flat.min(dim=1).values
+    return spread <= rtol * flat.abs().max(dim=1).values.clamp_min(torch.finfo(flat.dtype).tiny)
 
 
 def _upsample(maps: torch.Tensor, size: Sequence[int]) -> torch.Tensor:

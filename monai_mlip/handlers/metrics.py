@@ -20,7 +20,7 @@ from ignite.metrics import Metric
 from monai.metrics import compute_roc_auc
 from monai.utils import convert_to_tensor, evenly_divisible_all_gather
 
-from monai_mlip.engines.grounding import heatmap_iou, pointing_game, random_map_scores
+from monai_mlip.engines.grounding import flat_maps, heatmap_iou, pointing_game, random_map_scores
 from monai_mlip.engines.retrieval import retrieval_recall
 from monai_mlip.engines.zero_shot import SCORES, ZeroShotClassifier
 
@@ -160,6 +160,12 @@ class GroundingMetric(_Collector):
 
     ``output_transform`` gives ``(heatmaps [B, rows, cols], masks [B, 1, H, W] or [B, H, W])``.
 
+    A flat heatmap (:func:`~monai_mlip.engines.grounding.flat_maps`: the phrase was its report's only
+    sentence, so the OT plan column is the patch marginal itself) points nowhere; its argmax would be pixel
+    (0, 0), a miss that says nothing about the model. Such phrases are counted in
+    ``grounding/phrases_skipped`` and left out of every score (and of the random baseline);
+    ``grounding/phrases`` counts the phrases scored.
+
     Args:
         threshold: IoU threshold on the min-max-normalised map.
         random_draws: random maps per item for the baseline.
@@ -186,6 +192,11 @@ class GroundingMetric(_Collector):
         heatmaps, masks = data["heatmap"], data["mask"] > 0.5
         if not len(heatmaps):
             return {}
+        flat = flat_maps(heatmaps)
+        skipped = {"grounding/phrases_skipped": float(flat.sum())}
+        heatmaps, masks = heatmaps[~flat], masks[~flat]
+        if not len(heatmaps):
+            return {"grounding/pointing_game": float("nan"), "grounding/phrases": 0.0, **skipped}
         random_hits, random_iou = random_map_scores(
             masks, tuple(heatmaps.shape[-2:]), self.random_draws, self.threshold, self.seed
         )
@@ -195,6 +206,7 @@ class GroundingMetric(_Collector):
             "grounding/iou": float(heatmap_iou(heatmaps, masks, self.threshold).mean()),
             "grounding/iou_random": float(random_iou.mean()),
             "grounding/phrases": float(len(heatmaps)),
+            **skipped,
         }
 
     def headline(self, results: dict[str, float]) -> float:
