@@ -194,8 +194,7 @@ def load_pretrained(
     """
     import json
 
-    import torch
-
+    from monai_mlip.handlers.io import read_checkpoint
     from monai_mlip.networks import create_mlip
 
     models_dir = Path(models_dir)
@@ -216,7 +215,7 @@ def load_pretrained(
         path = models_dir / weights
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: the pre-training run writes it when it completes.")
-        model.load_state_dict(torch.load(path, map_location=map_location, weights_only=True))
+        model.load_state_dict(read_checkpoint(path, map_location=map_location))
     return model
 
 

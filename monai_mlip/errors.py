@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "BoxError",
+    "CheckpointError",
     "ImageReadError",
     "MLIPDataError",
     "MLIPError",
@@ -53,6 +54,10 @@ class RLEError(MLIPDataError):
 
 class BoxError(MLIPDataError):
     """A bounding box is negative, empty or lies outside the image."""
+
+
+class CheckpointError(MLIPDataError):
+    """A checkpoint or weights file is empty, truncated or not a torch file that loads with ``weights_only``."""
 
 
 class ManifestError(MLIPDataError):

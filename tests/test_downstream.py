@@ -183,7 +183,7 @@ def test_unetr_from_a_local_timm_checkpoint(pretrained_model, tmp_path):
 
 
 def _reference_ot_similarity(patches: torch.Tensor, sentences: torch.Tensor, epsilon: float) -> float:
-    """POT's dense Sinkhorn between uniform marginals, cost ``1 - cos``: ``sum(T * cos)``."""
+    """POT's dense Sinkhorn between uniform marginals, cost ``1 - cos``: ``sum(T * cos) - eps KL(T || a b^T)``."""
     import ot
 
     cos = (
@@ -192,7 +192,9 @@ def _reference_ot_similarity(patches: torch.Tensor, sentences: torch.Tensor, eps
     a = torch.full((len(patches),), 1 / len(patches), dtype=torch.float64)
     b = torch.full((len(sentences),), 1 / len(sentences), dtype=torch.float64)
     plan = ot.sinkhorn(a, b, 1 - cos, epsilon, numItermax=10_000, stopThr=1e-10)
-    return float((plan * cos).sum())
+    positive = plan > 0
+    kl = (plan[positive] * torch.log(plan[positive] / torch.outer(a, b)[positive])).sum()
+    return float((plan * cos).sum() - epsilon * kl)  # the regularised value, as the training loss uses
 
 
 def test_zero_shot_local_score_is_the_ot_similarity_to_the_prompt_sentences(pretrained_models_dir):

@@ -16,7 +16,7 @@ from huggingface_hub import constants
 from safetensors.torch import load_file, save_file
 from transformers import AutoModel, AutoTokenizer
 
-from monai_mlip.data import split_sentences, tokenize_sentences
+from monai_mlip.data import CXR_MEAN, CXR_STD, split_sentences, tokenize_sentences
 from monai_mlip.hub import PretrainedNotFoundError
 from monai_mlip.networks import PRESETS, VisionTower, build_tiny_text_model, create_mlip, list_presets
 
@@ -109,6 +109,22 @@ def test_vision_weights_from_a_local_file_adapt_rgb_to_grey(tmp_path):
     # position embeddings saved at another size are resampled to the tower's grid
     resized = VisionTower("vit_base_patch16_224", weights=tmp_path / "vit.safetensors", image_size=96, **TINY_VIT)
     assert resized.trunk.pos_embed.shape == (1, 1 + 36, 32)
+
+
+def test_data_config_of_every_tower_tells_the_truth(tmp_path, text_dir):
+    """timm's resolve_data_config returns each tower's channels, size, mean and std; the transforms use them."""
+    save_timm_vit(tmp_path / "vit.safetensors", img_size=64, **TINY_VIT)
+    # vit_base_patch16_224's default weights (augreg2_in21k_ft_in1k) expect mean 0.5, std 0.5
+    pretrained = VisionTower("vit_base_patch16_224", weights=tmp_path / "vit.safetensors", image_size=64, **TINY_VIT)
+    config = timm.data.resolve_data_config(model=pretrained.trunk)
+    assert (config["input_size"], config["mean"], config["std"]) == ((1, 64, 64), (0.5,), (0.5,))
+    assert pretrained.normalization == (0.5, 0.5)
+    rgb = VisionTower("vit_base_patch16_224", weights=None, image_size=32, in_chans=3, **TINY_VIT)
+    config = timm.data.resolve_data_config(model=rgb.trunk)
+    assert (config["input_size"], config["mean"], config["std"]) == ((3, 32, 32), (0.5,) * 3, (0.25,) * 3)
+    tiny = create_mlip("tiny", text_model=text_dir).vision
+    config = timm.data.resolve_data_config(model=tiny.trunk)
+    assert (config["input_size"], config["mean"], config["std"]) == ((1, 128, 128), (CXR_MEAN,), (CXR_STD,))
 
 
 def test_vision_weights_of_another_architecture_are_refused(tmp_path):

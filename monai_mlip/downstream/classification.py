@@ -82,6 +82,11 @@ class CXRClassifier(nn.Module):
     def image_size(self) -> int:
         return self.encoder.image_size
 
+    @property
+    def normalization(self) -> tuple[float, float]:
+        """``(mean, std)`` of the grey input the encoder expects (:attr:`VisionTower.normalization`)."""
+        return self.encoder.normalization
+
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """``[B, C, H, W]`` -> ``[B, num_classes]`` logits."""
         return self.head(self.norm(self.encoder(image).global_features))
@@ -161,6 +166,11 @@ class ZeroShotLogits(nn.Module):
     @property
     def image_size(self) -> int:
         return self.encoder.vision.image_size
+
+    @property
+    def normalization(self) -> tuple[float, float]:
+        """``(mean, std)`` of the grey input the encoder expects (:attr:`VisionTower.normalization`)."""
+        return self.encoder.vision.normalization
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """``[B, C, H, W]`` -> ``[B, F]`` logits."""

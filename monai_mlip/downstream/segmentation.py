@@ -88,4 +88,5 @@ def unetr_from_pretrained(
         with torch.no_grad():
             unetr.out.conv.conv.bias.fill_(math.log(foreground_prior / (1.0 - foreground_prior)))
     unetr.vit.requires_grad_(not freeze_encoder)
+    unetr.normalization = tower.normalization  # (mean, std) of the grey input the encoder was trained on
     return unetr

@@ -1,10 +1,12 @@
 """Handlers that write run outputs: metrics JSON and atomic checkpoints, plus per-epoch reseeding.
 
 MONAI's ``CheckpointSaver`` writes with ``atomic=False`` (a crash mid-write leaves a truncated file that a
-resume would then load), so :class:`AtomicCheckpointSaver` uses ignite's ``Checkpoint`` with an atomic
-``DiskSaver`` (temporary file, then rename) directly. Neither it nor :class:`FinalModelSaver` writes a
-model holding a NaN or infinite value (:class:`~monai_mlip.errors.NonFiniteWeightsError`): the last good
-file stays the one a resume or a downstream bundle finds.
+resume would then load), so :class:`AtomicCheckpointSaver` uses ignite's ``Checkpoint`` with
+:func:`save_atomic` (a temporary file, flushed to disk, then renamed; removed if the write fails).
+:func:`latest_checkpoint` resumes from the newest checkpoint that loads, naming any it skips. Neither
+the checkpoint saver nor :class:`FinalModelSaver` writes a model holding a NaN or infinite value
+(:class:`~monai_mlip.errors.NonFiniteWeightsError`): the last good file stays the one a resume or a
+downstream bundle finds.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from typing import Any
 
 import torch
 from ignite.engine import Engine, Events
-from ignite.handlers import Checkpoint, DiskSaver
+from ignite.handlers import Checkpoint
+from ignite.handlers.checkpoint import BaseSaveHandler
 from monai.transforms import Randomizable
 from monai.utils import is_scalar, set_determinism
 
-from monai_mlip.errors import NonFiniteWeightsError
+from monai_mlip.errors import CheckpointError, NonFiniteWeightsError
 
 __all__ = [
     "AtomicCheckpointSaver",
@@ -35,6 +38,7 @@ __all__ = [
     "check_finite_weights",
     "default_mode",
     "latest_checkpoint",
+    "read_checkpoint",
     "save_atomic",
     "write_atomic",
     "write_json_atomic",
@@ -53,13 +57,36 @@ def default_mode(directory: bool = False) -> int:
 
 
 def write_atomic(path: str | os.PathLike, write: Any, mode: str) -> None:
-    """Call ``write(handle)`` on a temporary file (opened with ``mode``) next to ``path``, then rename it there."""
+    """Call ``write(handle)`` on a temporary file (opened with ``mode``) next to ``path``, flush it to disk,
+    then rename it there. If anything fails the temporary file is removed and ``path`` is left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(mode, dir=path.parent, suffix=".tmp", delete=False) as handle:
-        write(handle)
-    os.chmod(handle.name, default_mode())
-    os.replace(handle.name, path)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, mode) as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, default_mode())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (a no-op where directories cannot be opened, as on Windows)."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
 
 
 def write_json_atomic(path: str | os.PathLike, data: Mapping[str, Any]) -> None:
@@ -72,12 +99,50 @@ def save_atomic(obj: Any, path: str | os.PathLike) -> None:
     write_atomic(path, lambda handle: torch.save(obj, handle), "wb")
 
 
+def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with a :class:`~monai_mlip.errors.CheckpointError` naming the
+    file when it is missing, empty, truncated or not a plain-tensor torch file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(path, "no such file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(path, "the file is empty (a save that was interrupted?)")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises RuntimeError, EOFError, pickle and zip errors for bad files
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CheckpointError(path, f"cannot be loaded ({type(error).__name__}: {reason})") from error
+
+
 def latest_checkpoint(directory: str | os.PathLike) -> str | None:
-    """The ``checkpoint_epoch=N.pt`` with the largest ``N`` in ``directory``, or ``None``."""
+    """The ``checkpoint_epoch=N.pt`` with the largest ``N`` in ``directory`` that loads, or ``None``.
+
+    Newer files that do not load (truncated, empty) are skipped with a warning naming each.
+    """
     found = [
         (int(m.group(1)), p) for p in Path(directory).glob("checkpoint_epoch=*.pt") if (m := _CHECKPOINT.search(p.name))
     ]
-    return str(max(found)[1]) if found else None
+    for _, path in sorted(found, reverse=True):
+        try:
+            read_checkpoint(path)
+        except CheckpointError as error:
+            logger.warning("skipping an unreadable checkpoint: %s", error)
+            continue
+        return str(path)
+    return None
+
+
+class _AtomicSaveHandler(BaseSaveHandler):
+    """ignite save handler writing each checkpoint with :func:`save_atomic` into ``directory``."""
+
+    def __init__(self, directory: str | os.PathLike) -> None:
+        self.directory = Path(directory)
+
+    def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
+        save_atomic(checkpoint, self.directory / filename)
+
+    def remove(self, filename: str) -> None:
+        (self.directory / filename).unlink(missing_ok=True)
 
 
 def check_finite_weights(network: torch.nn.Module, what: str) -> None:
@@ -116,7 +181,7 @@ class AtomicCheckpointSaver:
         self.models = {name: obj for name, obj in save_dict.items() if isinstance(obj, torch.nn.Module)}
         self.checkpoint = Checkpoint(
             dict(save_dict),
-            DiskSaver(str(save_dir), atomic=True, require_empty=False, create_dir=True),
+            _AtomicSaveHandler(save_dir),
             filename_prefix="checkpoint",
             n_saved=n_saved,
             global_step_transform=lambda engine, _: engine.state.epoch,

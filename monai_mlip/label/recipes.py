@@ -22,7 +22,8 @@ def mask_file_preprocessing(train: bool) -> dict[str, Any]:
         "transforms": [
             {"_target_": "monai_mlip.data.LoadCXRd", "keys": "image"},
             {"_target_": "monai_mlip.label.LoadMaskd", "keys": "label", "image_key": "image"},
-            f"$monai_mlip.data.cxr_transforms('image', mask_keys='label', image_size=@image_size, train={train})",
+            "$monai_mlip.data.cxr_transforms('image', mask_keys='label', image_size=@image_size, "
+            f"mean=@image_normalization[0], std=@image_normalization[1], train={train})",
             {"_target_": "SelectItemsd", "keys": ["image", "label"]},
         ],
     }

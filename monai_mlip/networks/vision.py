@@ -14,6 +14,12 @@ Pretrained weights come from a local file or the local timm / Hugging Face cache
 (:func:`monai_mlip.hub.resolve_timm_weights`); timm's own loader adapts them (3-channel weights to a
 1-channel grey stem by summing the patch-embedding kernel over colour channels, position embeddings
 resampled to the tower's image size, classifier dropped).
+
+The trunk's ``pretrained_cfg`` says what the tower takes: ``input_size`` ``(in_chans, size, size)`` and the
+``mean`` / ``std`` its weights expect (the weights' own, e.g. 0.5 / 0.5 for ``augreg2_in21k_ft_in1k``; the
+project's chest X-ray statistics :data:`~monai_mlip.data.CXR_MEAN` / ``CXR_STD`` for a tower trained from
+scratch), so ``timm.data.resolve_data_config(model=tower.trunk)`` returns the truth and
+:attr:`VisionTower.normalization` gives the preprocessing its intensity normalisation.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from timm.models import load_state_dict
 from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
 from torch import nn
 
+from monai_mlip.data.transforms import CXR_MEAN, CXR_STD
 from monai_mlip.hub import resolve_timm_weights
 from monai_mlip.networks import conv_stem  # noqa: F401  (registers the conv-stem ViTs with timm)
 
@@ -145,6 +152,25 @@ class VisionTower(nn.Module):
             _check_weights_fit(self.trunk, weights_file, model_name)
         self.model_name = model_name
         self.in_chans = in_chans
+        self.trunk.pretrained_cfg = self._truthful_cfg(weights_file is not None)
+
+    def _truthful_cfg(self, pretrained: bool) -> dict[str, Any]:
+        """The trunk's ``pretrained_cfg`` with this tower's channels, size and normalisation."""
+        cfg = dict(self.trunk.pretrained_cfg or {})
+        mean, std = (cfg.get("mean"), cfg.get("std")) if pretrained else (None, None)
+        if mean is None or std is None:
+            mean, std = (CXR_MEAN,), (CXR_STD,)
+        if len(mean) != self.in_chans:  # a grey stem from colour weights: the channels' average
+            mean, std = (sum(mean) / len(mean),) * self.in_chans, (sum(std) / len(std),) * self.in_chans
+        cfg.update(input_size=(self.in_chans, self.image_size, self.image_size), mean=tuple(mean), std=tuple(std))
+        return cfg
+
+    @property
+    def normalization(self) -> tuple[float, float]:
+        """``(mean, std)`` for grey ``[1, H, W]`` images in ``[0, 1]`` (the channels' average for a colour stem,
+        whose input repeats the grey channel)."""
+        cfg = self.trunk.pretrained_cfg
+        return sum(cfg["mean"]) / len(cfg["mean"]), sum(cfg["std"]) / len(cfg["std"])
 
     @property
     def embed_dim(self) -> int:
