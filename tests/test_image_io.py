@@ -157,3 +157,70 @@ def test_every_pydicom_test_file_loads_or_raises_package_error():
         assert np.isfinite(values).all() and values.min() >= 0 and values.max() <= 1, path
     # pydicom ships grey radiographs in several syntaxes (uncompressed, RLE, deflate, ...): some must load
     assert loaded >= 20
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def test_png_claiming_a_huge_size_is_a_clear_error(tmp_path):
+    import struct
+
+    path = tmp_path / "bomb.png"
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)  # 100000 x 100000 8-bit grey
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IEND", b""))
+    with pytest.raises(ImageReadError, match=r"bomb\.png: .*MAX_IMAGE_PIXELS"):
+        read_cxr(path)
+
+
+def test_16bit_png_uses_its_declared_significant_bits(tmp_path):
+    from PIL import PngImagePlugin
+
+    values = np.array([[0, 1024], [2048, 4095]], dtype=np.uint16)  # 12-bit detector values
+    declared = PngImagePlugin.PngInfo()
+    declared.add(b"sBIT", bytes([12]))
+    Image.fromarray(values).save(tmp_path / "sbit.png", pnginfo=declared)
+    Image.fromarray(values).save(tmp_path / "plain.png")
+    pixels, meta = read_cxr(tmp_path / "sbit.png")
+    np.testing.assert_allclose(pixels, values / 4095.0, rtol=1e-6)
+    assert meta["bits_stored"] == 12
+    pixels, meta = read_cxr(tmp_path / "plain.png")  # no sBIT: the documented full 16-bit range
+    np.testing.assert_allclose(pixels, values / 65535.0, rtol=1e-6)
+    assert meta["bits_stored"] == 16
+
+
+def test_dicom_without_preamble_or_file_meta_decodes(tmp_path):
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    source = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    expected, _ = read_cxr(get_testdata_file("CT_small.dcm"))
+    bare = tmp_path / "bare.dcm"
+    source.preamble, source.file_meta = None, pydicom.dataset.FileMetaDataset()  # the data set alone
+    pydicom.dcmwrite(bare, source, enforce_file_format=False, implicit_vr=True, little_endian=True)
+    assert pydicom.misc.is_dicom(bare) is False
+    pixels, _ = read_cxr(bare)
+    np.testing.assert_allclose(pixels, expected)
+
+
+def test_truncated_compressed_dicom_says_truncated(tmp_path):
+    from pydicom.data import get_testdata_file
+
+    data = Path(get_testdata_file("JPEG2000.dcm")).read_bytes()
+    truncated = tmp_path / "truncated.dcm"
+    truncated.write_bytes(data[: data.find(b"\xe0\x7f\x10\x00") + 60])  # cut inside the JPEG 2000 stream
+    with pytest.raises(ImageReadError, match=r"truncated\.dcm: .*truncated") as error:
+        read_cxr(truncated)
+    assert "force" not in str(error.value)
+
+
+def test_no_package_error_suggests_force():
+    from pydicom.data import get_testdata_files
+
+    for path in get_testdata_files("*NoMeta*.dcm") + get_testdata_files("no_meta*.dcm"):
+        with pytest.raises(ImageReadError) as error:
+            read_cxr(path)
+        assert "force" not in str(error.value), path

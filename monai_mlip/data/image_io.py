@@ -8,11 +8,18 @@ where higher values are brighter (more attenuation, as a radiologist sees it), w
 - ``view_position``: the DICOM ``ViewPosition`` (``PA``, ``AP``, ``LL``, ...) or ``""``,
 - ``photometric_interpretation``: as stored in the file (``MONOCHROME1``, ``MONOCHROME2``, ``RGB``, ...),
 - ``bits_stored``, ``original_shape`` and ``format`` (``dicom``, ``png``, ``jpeg``, ``nifti``).
+
+Scaling to ``[0, 1]``: DICOM pixels go through the modality and VOI LUTs, then min-max; 8-bit rasters are
+divided by 255; 16-bit rasters by ``2**bits - 1`` where ``bits`` is the PNG's declared significant bits
+(its ``sBIT`` chunk, e.g. 12 for 12-bit detector values stored in 16 bits) and 16 otherwise (a 12-bit image
+saved without ``sBIT`` comes out in ``[0, 1/16]``: write it with ``sBIT`` or as 8-bit); float images are
+min-max scaled.
 """
 
 from __future__ import annotations
 
 import os
+import struct
 import warnings
 from collections.abc import Hashable, Mapping
 from pathlib import Path
@@ -79,6 +86,28 @@ def _pixel_spacing(ds: Any) -> tuple[float, float] | None:
     return None
 
 
+def _infer_transfer_syntax(ds: Any) -> None:
+    """Give a data set read without file meta the transfer syntax it was read with (pydicom 3 will not
+    decode pixels without one). Such files are almost always implicit VR little endian, the DICOM default."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and "TransferSyntaxUID" in meta:
+        return
+    implicit, little = getattr(ds, "original_encoding", None) or (ds.is_implicit_VR, ds.is_little_endian)
+    if meta is None:
+        ds.file_meta = meta = FileMetaDataset()
+    syntaxes = {(True, True): ImplicitVRLittleEndian, (False, True): ExplicitVRLittleEndian}
+    meta.TransferSyntaxUID = syntaxes.get((bool(implicit), bool(little)), ExplicitVRBigEndian)
+
+
+def _has_pixel_data_tag(path: Path) -> bool:
+    """Whether the file holds the (7FE0,0010) Pixel Data tag (little or big endian) that pydicom did not read."""
+    data = path.read_bytes()
+    return b"\xe0\x7f\x10\x00" in data or b"\x7f\xe0\x00\x10" in data
+
+
 def _read_dicom(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     import pydicom
     from pydicom.errors import InvalidDicomError
@@ -89,13 +118,19 @@ def _read_dicom(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
         except InvalidDicomError:
             # Old files without the 128-byte preamble and file meta: read the bare data set.
             ds = pydicom.dcmread(str(path), force=True)
-            if "Rows" not in ds:
-                raise
-    except InvalidDicomError as err:
-        raise ImageReadError(path, f"not a DICOM file ({err})") from err
+            if "Rows" not in ds and "PixelData" not in ds:
+                raise ImageReadError(
+                    path,
+                    "not a DICOM image: no 'DICM' prefix or file meta, and read as a bare data set it has no image",
+                ) from None
+            _infer_transfer_syntax(ds)
+    except ImageReadError:
+        raise
     except Exception as err:  # truncated headers raise EOFError, struct.error, OSError, ...
         raise ImageReadError(path, f"unreadable DICOM header ({type(err).__name__}: {err})") from err
     if "PixelData" not in ds:
+        if _has_pixel_data_tag(path):
+            raise ImageReadError(path, "the file is truncated: its pixel data element ends before its stated length")
         raise ImageReadError(path, "the DICOM file has no pixel data")
     photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
     try:
@@ -118,6 +153,8 @@ def _read_dicom(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
             stored = ds.pixel_array
     except Exception as err:  # no handler for the syntax, truncated pixel data, bad lengths, ...
         name = getattr(syntax, "name", syntax) or "unknown transfer syntax"
+        if "less than expected" in str(err):
+            raise ImageReadError(path, f"the file is truncated: {str(err).split(' - ')[0]}") from err
         raise ImageReadError(path, f"cannot decode pixel data ({name}): {err}") from err
     if stored.ndim != 2:
         raise ImageReadError(path, f"expected a 2D image, got pixel array of shape {tuple(stored.shape)}")
@@ -147,6 +184,28 @@ def _read_dicom(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     return pixels, meta
 
 
+def _png_significant_bits(path: Path) -> int | None:
+    """The grey channel's significant bits from a PNG's ``sBIT`` chunk, or ``None`` without one.
+
+    Read here because Pillow does not expose ``sBIT`` when it opens a file. Chunks are walked up to the
+    first ``IDAT`` (``sBIT`` must precede it), so only the header is read.
+    """
+    with open(path, "rb") as handle:
+        if handle.read(8) != b"\x89PNG\r\n\x1a\n":
+            return None
+        while header := handle.read(8):
+            if len(header) < 8:
+                return None
+            length, kind = struct.unpack(">I4s", header)
+            if kind in (b"IDAT", b"IEND"):
+                return None
+            data = handle.read(length)
+            handle.seek(4, os.SEEK_CUR)  # CRC
+            if kind == b"sBIT" and data:
+                return data[0]
+    return None
+
+
 def _read_raster(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     from PIL import Image, UnidentifiedImageError
 
@@ -155,9 +214,11 @@ def _read_raster(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
             image.load()
             mode = image.mode
             if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-                # 16-bit grey: Pillow opens it as I;16* (or I for some PNGs); keep the full range.
-                pixels = _scale_to_unit(np.asarray(image, dtype=np.float32), 0.0, 65535.0)
-                bits = 16
+                # 16-bit grey: Pillow opens it as I;16* (or I for some PNGs). The range is the PNG's declared
+                # significant bits (sBIT: 12 for 12-bit detector values stored in 16) or else the full 16 bits.
+                declared = _png_significant_bits(path) if image.format == "PNG" else None
+                bits = declared if declared and 1 <= declared <= 16 else 16
+                pixels = _scale_to_unit(np.asarray(image, dtype=np.float32), 0.0, float(2**bits - 1))
             elif mode == "F":
                 pixels = _min_max(np.asarray(image, dtype=np.float32))
                 bits = 32
@@ -166,7 +227,13 @@ def _read_raster(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
                 pixels = _scale_to_unit(np.asarray(grey, dtype=np.float32), 0.0, 255.0)
                 bits = 8
             image_format = (image.format or path.suffix.lstrip(".")).lower()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+    except Image.DecompressionBombError as err:
+        raise ImageReadError(
+            path,
+            f"{err} Pillow refuses images this large as a decompression-bomb guard; if the file is genuine, raise "
+            "PIL.Image.MAX_IMAGE_PIXELS (or resize it once with python -m monai_mlip.prepare)",
+        ) from err
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error) as err:
         raise ImageReadError(path, f"unreadable or corrupt image ({type(err).__name__}: {err})") from err
     if pixels.ndim != 2:
         raise ImageReadError(path, f"expected a 2D image, got shape {tuple(pixels.shape)}")
