@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tarfile
 import xml.etree.ElementTree as ET
 
@@ -173,4 +174,36 @@ def test_every_indiana_university_report():
         sentences = split_sentences(report_text(sections, item=iu["name"]))
         assert sentences, iu["name"]
         assert all("XXXX" not in s and "\n" not in s for s in sentences), iu["name"]
+        # no sentence is a bare list number ("2."), the orphan a lost marker leaves
+        assert not any(re.fullmatch(r"\(?\d{1,2}[.)]", s) for s in sentences), (iu["name"], sentences)
     assert with_text > 3500
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Catheter tip in zone 1. No pneumothorax.", ["Catheter tip in zone 1.", "No pneumothorax."]),
+        ("Grade 1. No effusion.", ["Grade 1.", "No effusion."]),
+        ("See fig. 3. Stable heart size.", ["See fig. 3.", "Stable heart size."]),
+        ("1. No effusion. 2. 8 mm nodule.", ["No effusion.", "8 mm nodule."]),
+        ("Clear lungs. 2. No effusion. 3) Tube in place.", ["Clear lungs.", "No effusion.", "Tube in place."]),
+    ],
+)
+def test_numbers_are_neither_dropped_nor_orphaned(text, expected):
+    assert split_sentences(text) == expected
+
+
+def test_reports_of_binary_or_no_words_are_refused(tmp_path):
+    nul = tmp_path / "s1.txt"
+    nul.write_bytes(b"\x00" * 64)
+    with pytest.raises(ReportError, match=r"s1\.txt: binary data"):
+        read_report(nul)
+    symbols = tmp_path / "s2.txt"
+    symbols.write_text("                FINAL REPORT\n IMPRESSION: ... --- ***\n")
+    with pytest.raises(ReportError, match=r"s2\.txt: no sentence"):
+        read_report(symbols)
+
+
+def test_split_sentences_of_no_text_is_a_clear_type_error():
+    with pytest.raises(TypeError, match="expects report text"):
+        split_sentences(None)

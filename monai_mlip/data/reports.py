@@ -88,7 +88,7 @@ _PLACEHOLDER = re.compile(r"_{2,}|X{4,}|\bX{2,3}\b")  # IU writes XXXX, also ins
 # A numbered list marker at the start of a line: "1.", "2)", "(3)".
 _LINE_MARKER = re.compile(r"(?m)^[ \t]*\(?\d{1,2}[.)][ \t]+")
 # A candidate list marker inside a line, before a word: " 2. Stable", "(3) Tube".
-_INLINE_MARKER = re.compile(r"(?<![\w.,])\(?(\d{1,2})[.)]\s+(?=[A-Za-z(])")
+_INLINE_MARKER = re.compile(r"(?<![\w.,])\(?(\d{1,2})[.)]\s+(?=[A-Za-z(\d])")
 _TERMINATOR = re.compile(r"[.!?]+(?=\s|$)")
 # Words that end with a full stop inside a sentence; "a.m." and "p.m." follow times ("at 10:25 a.m. on ___").
 _ABBREVIATIONS = frozenset(
@@ -189,7 +189,12 @@ def _drop_inline_markers(text: str) -> str:
     for match in _INLINE_MARKER.finditer(text):
         preceding = text[: match.start()].rstrip()
         number = int(match.group(1))
-        if number != expected and preceding and preceding[-1] not in ".!?:;":
+        # "zone 1. No" and "fig. 3. Stable" keep their numbers: a marker follows a sentence end (not an
+        # abbreviation's full stop) or the text's start, or continues a list already started ("2" after "1")
+        after_end = not preceding or (
+            preceding[-1] in ".!?:;" and not (preceding[-1] == "." and _is_abbreviation(preceding, len(preceding) - 1))
+        )
+        if not after_end and not (number == expected and expected > 1):
             continue
         piece = text[last : match.start()].strip()
         if piece and piece[-1] not in ".!?:;":
@@ -252,6 +257,8 @@ def split_sentences(text: str) -> list[str]:
     Returns:
         The sentences, stripped, in order.
     """
+    if not isinstance(text, str):
+        raise TypeError(f"split_sentences expects report text (str), got {type(text).__name__}")
     text = clean_text(text)
     sentences: list[str] = []
     start = 0
@@ -288,6 +295,8 @@ def report_text(
     if not text:
         present = ", ".join(sorted(sections)) or "none"
         raise ReportError(item, f"no {' or '.join(use)} text (sections found: {present})")
+    if not split_sentences(text):
+        raise ReportError(item, f"no sentence with a letter or digit in the report text {text[:40]!r}")
     return text
 
 
@@ -326,6 +335,8 @@ def read_report(
         raise ReportError(path, f"not UTF-8 text (byte {err.start}: {raw[err.start : err.start + 1]!r})") from err
     if not text.strip():
         raise ReportError(path, "the report is empty")
+    if "\x00" in text:
+        raise ReportError(path, f"binary data, not a text report (NUL byte at offset {text.index(chr(0))})")
     return report_text(parse_report(text), use=use, fallback=fallback, item=path)
 
 
