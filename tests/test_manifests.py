@@ -23,7 +23,7 @@ from monai_mlip.data import (
     split_by_key,
 )
 from monai_mlip.data.manifests.common import read_csv_rows
-from monai_mlip.errors import BoxError, ImageReadError, ManifestError, ReportError, RLEError
+from monai_mlip.errors import BoxError, ImageReadError, ManifestError, MLIPDataError, ReportError, RLEError
 from tests.conftest import write_dicom, xrv_data_file
 
 REPORT = " FINAL REPORT\n INDICATION: ___ cough.\n FINDINGS: Right lower lobe opacity.\n IMPRESSION: Pneumonia.\n"
@@ -76,6 +76,13 @@ def test_mimic_manifest_filters_views_and_splits(tmp_path):
     assert len(every_view) == 12
 
 
+def assert_every_image_accounted_for(manifest):
+    report = manifest.report
+    assert report.kept == len(manifest)
+    listed = report.kept + sum(report.filtered.values()) + report.missing.get("image file", 0) + report.n_skipped
+    assert listed == report.found["images"], report.summary()
+
+
 def test_mimic_missing_files_raise_or_are_counted(tmp_path):
     rows = _mimic_layout(tmp_path)
     dicom_id, study, subject = rows[0][:3]
@@ -89,8 +96,35 @@ def test_mimic_missing_files_raise_or_are_counted(tmp_path):
     assert len(manifest) == 2
     assert manifest.report.missing == {"image file": 1}
     assert list(manifest.report.skipped) == [next(iter(manifest.report.skipped))]
+    # the bad report's study has one frontal training image left: one image skipped
     assert "not UTF-8" in next(iter(manifest.report.skipped)) and manifest.report.n_skipped == 1
     assert "s50000001.txt" in manifest.report.summary()
+    assert_every_image_accounted_for(manifest)
+
+
+def test_mimic_skips_count_every_image_and_cover_bad_rows_and_labels(tmp_path):
+    _mimic_layout(tmp_path)
+    (tmp_path / "files" / "p10" / "p10000001" / "s50000001.txt").write_bytes(b"\x00" * 32)  # a two-image study
+    (tmp_path / "files" / "p10" / "p10000003" / "s50000003.txt").unlink()
+    split = tmp_path / "mimic-cxr-2.0.0-split.csv.gz"
+    with gzip.open(split, "at") as handle:
+        handle.write("0000000f-a,50000000,10000000\n")  # three values for four columns
+    labels = tmp_path / "mimic-cxr-2.0.0-chexpert.csv.gz"
+    with gzip.open(labels, "at") as handle:
+        handle.write(",".join(["10000002", "50000002", "bogus", *["nan"] * (len(CHEXPERT_LABELS) - 1)]) + "\n")
+    with pytest.raises(ManifestError, match="3 values for 4 columns"):  # under "raise" the first fault stops it
+        build_mimic_cxr_manifest(tmp_path, split=None, views=None)
+    manifest = build_mimic_cxr_manifest(tmp_path, split=None, views=None, on_error="skip")
+    skipped = manifest.report.skipped
+    assert sum(n for reason, n in skipped.items() if "binary data" in reason) == 2  # both images of the study
+    assert sum(n for reason, n in skipped.items() if "report file not found" in reason) == 2
+    assert manifest.report.missing == {"report file": 1}
+    assert skipped["3 values for 4 columns"] == 1 and sum(n for r, n in skipped.items() if "bogus" in r) == 1
+    assert len(manifest) == 12 - 4
+    # every listed image is kept, filtered, missing or skipped, once (the bad label row is a row, not an image)
+    report = manifest.report
+    images = report.kept + sum(report.filtered.values()) + report.n_skipped - 1
+    assert images == report.found["images"] == 13
 
 
 def test_mimic_separate_reports_dir_and_missing_report(tmp_path):
@@ -301,3 +335,43 @@ def test_attach_reports_joins_grounding_to_studies(tmp_path):
     grounded = attach_reports(build_ms_cxr_manifest(tmp_path / "ms.csv", tmp_path), studies)
     assert len(grounded) == 2 and all(item["report"].startswith("Pneumonia.") for item in grounded)
     assert grounded.report.filtered == {"image not in the studies given (other split or view)": 2}
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN"])
+def test_non_finite_boxes_are_refused_or_skipped(tmp_path, value):
+    _rsna_layout(tmp_path, patients=3)
+    labels = tmp_path / "stage_2_train_labels.csv"
+    labels.write_text(labels.read_text() + f"patient-nan,{value},2,4,3,1\npatient-short,1,2,3\n")
+    with pytest.raises(MLIPDataError, match="patient-nan|values for"):
+        build_rsna_manifest(tmp_path, split="all")
+    manifest = build_rsna_manifest(tmp_path, split="all", on_error="skip")
+    assert len(manifest) == 3 and manifest.report.n_skipped == 2  # the non-finite box and the short row
+    assert "patient-nan" not in {item["patient_id"] for item in manifest}
+
+    Image.fromarray(np.zeros((20, 30), np.uint8)).save(tmp_path / "a.jpg")
+    header = "dicom_id,category_name,label_text,path,x,y,w,h,image_width,image_height,split"
+    good = "a,Pneumonia,Opacity,a.dcm,1,2,5,5,30,20,test"
+    bad = f"a,Edema,Haze,a.dcm,1,{value},5,5,30,20,test"
+    (tmp_path / "ms.csv").write_text("\n".join([header, good, bad, "a,Edema,Short row"]) + "\n")
+    with pytest.raises(MLIPDataError):
+        build_ms_cxr_manifest(tmp_path / "ms.csv", tmp_path, image_suffix="jpg")
+    manifest = build_ms_cxr_manifest(tmp_path / "ms.csv", tmp_path, image_suffix="jpg", on_error="skip")
+    assert [item["phrase"] for item in manifest] == ["Opacity"] and manifest.report.n_skipped == 2
+
+
+def test_chexpert_nan_labels_are_unmentioned_and_bad_labels_skipped(tmp_path):
+    header = ["Path", "Frontal/Lateral", *[n for n in CHEXPERT_LABELS if n != "No Finding"]]
+    diseases = header[2:]
+    rows = [
+        ["p1.jpg", "Frontal", *["1.0" if n == "Edema" else "nan" for n in diseases]],
+        ["p2.jpg", "Frontal", *["1.0" if n == "Edema" else "oops" for n in diseases]],
+        ["p3.jpg", "Frontal", "1.0"],
+    ]
+    path = tmp_path / "labels.csv"
+    with open(path, "w", newline="") as handle:
+        csv.writer(handle).writerows([header, *rows])
+    with pytest.raises(MLIPDataError):
+        build_chexpert_5x200_manifest(path, tmp_path, check_files=False)
+    manifest = build_chexpert_5x200_manifest(path, tmp_path, check_files=False, on_error="skip")
+    assert [item["image"].endswith("p1.jpg") for item in manifest] == [True]  # "nan" is unmentioned, i.e. 0 here
+    assert manifest.report.n_skipped == 2

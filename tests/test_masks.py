@@ -106,3 +106,27 @@ def test_mask_transforms_follow_the_loaded_image():
     assert out["mask"][0, :2, 0].tolist() == [1, 1] and out["mask"].sum() == 3
     out = BoxesToMaskd("boxes")({"image": image, "boxes": np.array([[1, 1, 2, 3]], np.float32)})
     assert out["mask"].sum() == 6 and "boxes" not in out
+
+
+def test_boxes_touching_the_edge_after_rescaling_are_clipped_not_refused():
+    """Every box touching the right/bottom edge stays valid when rescaled to any smaller size."""
+    refused = 0
+    for source in range(200, 260, 7):
+        for target in range(100, 230, 3):
+            scale = target / source
+            half = source / 2
+            box = [[half * scale, half * scale, half * scale, half * scale]]  # the lower-right quadrant
+            mask = boxes_to_mask(box, (target, target))
+            refused += int(mask[-1, -1] != 1)
+    assert refused == 0
+    with pytest.raises(BoxError, match="extends past"):  # a box really past the edge is still an error
+        boxes_to_mask([[100, 100, 30, 10]], (120, 120))
+
+
+@pytest.mark.parametrize("boxes", [[[1, 2, 3]], [[1, 2, 3, 4, 5]], [["a", 2, 3, 4]], [[1, 2], [3, 4, 5, 6]]])
+def test_boxes_with_the_wrong_values_name_the_item(boxes):
+    with pytest.raises(BoxError, match="patient-7"):
+        boxes_to_mask(boxes, (10, 10), item="patient-7")
+    transform = BoxesToMaskd("boxes", mask_key="label", id_key="patient_id")
+    with pytest.raises(BoxError, match="patient-7"):
+        transform({"image": torch.zeros(1, 10, 10), "boxes": boxes, "patient_id": "patient-7"})

@@ -19,7 +19,7 @@ from monai.transforms import MapTransform
 
 from monai_mlip.errors import BoxError, RLEError
 
-__all__ = ["BoxesToMaskd", "RLEToMaskd", "boxes_to_mask", "rle_decode", "rle_encode"]
+__all__ = ["BoxesToMaskd", "RLEToMaskd", "box_array", "boxes_to_mask", "rle_decode", "rle_encode"]
 
 
 def _parse_runs(rle: str, item: object) -> list[int]:
@@ -106,18 +106,36 @@ def boxes_to_mask(
     """
     height, width = int(shape[0]), int(shape[1])
     mask = np.zeros((height, width), dtype=np.uint8)
-    array = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) if len(boxes) else np.zeros((0, 4))
+    array = box_array(boxes, item)
+    # edges past the image by a rounding error (112.00000000000001 + 112.00000000000001 > 224 after rescaling)
+    # are clipped; anything further is an error
+    tolerance = 1e-6 * max(height, width)
     for number, (x, y, w, h) in enumerate(array):
         if not np.isfinite([x, y, w, h]).all():
             raise BoxError(item, f"box {number} has a non-finite value: {[x, y, w, h]}")
-        if x < 0 or y < 0:
+        if x < -tolerance or y < -tolerance:
             raise BoxError(item, f"box {number} has a negative corner ({x}, {y})")
         if w <= 0 or h <= 0:
             raise BoxError(item, f"box {number} has a non-positive size {w} x {h}")
-        if x + w > width or y + h > height:
+        if x + w > width + tolerance or y + h > height + tolerance:
             raise BoxError(item, f"box {number} ({x}, {y}, {w}, {h}) extends past the {height}x{width} image")
-        mask[int(np.floor(y)) : int(np.ceil(y + h)), int(np.floor(x)) : int(np.ceil(x + w))] = 1
+        top, left = max(int(np.floor(y)), 0), max(int(np.floor(x)), 0)
+        mask[top : min(int(np.ceil(y + h)), height), left : min(int(np.ceil(x + w)), width)] = 1
     return mask
+
+
+def box_array(boxes: Any, item: object = "<boxes>") -> np.ndarray:
+    """``boxes`` as a float64 ``[K, 4]`` array, or a :class:`~monai_mlip.errors.BoxError` naming ``item``
+    when they are not numbers in groups of four."""
+    try:
+        array = np.asarray(boxes, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise BoxError(item, f"boxes must be numbers (x, y, width, height), got {boxes!r}") from err
+    if array.size == 0:
+        return np.zeros((0, 4))
+    if array.shape[-1] != 4 or array.ndim > 2:
+        raise BoxError(item, f"boxes must have 4 values each (x, y, width, height), got shape {array.shape}")
+    return array.reshape(-1, 4)
 
 
 def _mask_like(image: Any, mask: np.ndarray) -> torch.Tensor:
@@ -194,7 +212,7 @@ class BoxesToMaskd(MapTransform):
         d = dict(data)
         shape = _image_shape(d, self.image_key)
         for key in self.key_iterator(d):
-            boxes = np.asarray(d[key], dtype=np.float64).reshape(-1, 4)
+            boxes = box_array(d[key], d.get(self.id_key, key))
             if self.source_size_key is not None:
                 source = [float(v) for v in d[self.source_size_key]]
                 boxes = boxes * np.array([shape[1] / source[1], shape[0] / source[0]] * 2)

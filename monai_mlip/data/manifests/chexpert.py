@@ -19,8 +19,10 @@ _DISEASES = tuple(name for name in CHEXPERT_LABELS if name != "No Finding")
 
 
 def _value(text: str, item: str) -> float:
+    if text.lower() in ("", "nan"):  # blank, or "nan" as a pandas export writes it: unmentioned
+        return 0.0  # unmentioned counts as negative here
     try:
-        return float(text) if text else 0.0  # unmentioned counts as negative here
+        return float(text)
     except ValueError as err:
         raise ManifestError(item, f"label {text!r} is not a number") from err
 
@@ -54,14 +56,16 @@ def build_chexpert_5x200_manifest(
     report = BuildReport("CheXpert 5x200")
     policy = ErrorPolicy(on_error, report)
     root = Path(image_root)
-    rows = list(read_csv_rows(csv_path, required=(path_column, "Frontal/Lateral", *_DISEASES)))
+    rows = list(read_csv_rows(csv_path, (path_column, "Frontal/Lateral", *_DISEASES), policy.reject))
     report.found = {"rows": len(rows)}
     candidates: dict[str, list[str]] = {name: [] for name in CHEXPERT_5X200_CLASSES}
     for row in rows:
         if row["Frontal/Lateral"] != "Frontal":
             report.filter("lateral view")
             continue
-        values = {name: _value(row[name], row[path_column]) for name in _DISEASES}
+        values = policy.attempt(lambda row=row: {name: _value(row[name], row[path_column]) for name in _DISEASES})
+        if values is None:
+            continue
         positives = [name for name, value in values.items() if value == 1.0]
         others_zero = all(value == 0.0 for value in values.values() if value != 1.0)
         if len(positives) == 1 and positives[0] in candidates and others_zero:

@@ -43,6 +43,11 @@ class BuildReport:
         filtered: items dropped by a requested filter (view, split, fraction), by reason.
         missing: files the index lists that are not on disk, by kind, with up to five examples each.
         skipped: bad items skipped under ``on_error="skip"``, by reason, with up to five examples each.
+
+    Every image an index lists is accounted for once: kept, filtered, missing (its file) or skipped (a bad
+    index row, a bad label, or a study whose report is missing or unusable: then each of its images is a
+    skip, while the report file itself is also listed under ``missing``). ``skipped`` also counts malformed
+    rows of secondary indexes (metadata, labels), which are not images.
     """
 
     dataset: str
@@ -121,14 +126,18 @@ class ErrorPolicy:
             raise error_type(path, f"{kind} not found")
         self.report.miss(kind, path)
 
+    def reject(self, error: MLIPDataError) -> None:
+        """Raise ``error``, or count it as a skipped item."""
+        if self.on_error == "raise":
+            raise error
+        self.report.skip(error)
+
     def attempt(self, build: Callable[[], Any]) -> Any | None:
         """Run ``build``; on a data error raise it or count it and return ``None``."""
         try:
             return build()
         except MLIPDataError as error:
-            if self.on_error == "raise":
-                raise
-            self.report.skip(error)
+            self.reject(error)
             return None
 
 
@@ -144,14 +153,25 @@ def _open_text(path: Path) -> io.TextIOBase:
     return open(path, encoding="utf-8", newline="")
 
 
-def read_csv_rows(path: str | os.PathLike, required: Sequence[str] = ()) -> Iterator[dict[str, str]]:
+def read_csv_rows(
+    path: str | os.PathLike,
+    required: Sequence[str] = (),
+    on_bad_row: Callable[[ManifestError], None] | None = None,
+) -> Iterator[dict[str, str]]:
     """Yield the rows of a CSV (plain, ``.gz`` or a one-CSV ``.zip``) as dicts.
 
     Header names and values are stripped of surrounding whitespace (SIIM writes ``ImageId, EncodedPixels``
     and values with a leading space).
 
+    Args:
+        path: the CSV.
+        required: columns the header must have.
+        on_bad_row: called with the error of a row whose number of values differs from the header's (for
+            example :meth:`ErrorPolicy.reject`, which raises it or counts it); ``None`` raises it.
+
     Raises:
-        ManifestError: the file is missing, not UTF-8 text, or lacks a ``required`` column.
+        ManifestError: the file is missing, not UTF-8 text, or lacks a ``required`` column; a malformed row
+            (unless ``on_bad_row`` takes it).
     """
     path = Path(path)
     if not path.is_file():
@@ -167,7 +187,11 @@ def read_csv_rows(path: str | os.PathLike, required: Sequence[str] = ()) -> Iter
                 if not row or not any(value.strip() for value in row):
                     continue
                 if len(row) != len(header):
-                    raise ManifestError(f"{path}:{number}", f"{len(row)} values for {len(header)} columns")
+                    error = ManifestError(f"{path}:{number}", f"{len(row)} values for {len(header)} columns")
+                    if on_bad_row is None:
+                        raise error
+                    on_bad_row(error)
+                    continue
                 yield {name: value.strip() for name, value in zip(header, row, strict=True)}
     except (UnicodeDecodeError, gzip.BadGzipFile, zipfile.BadZipFile, EOFError) as err:
         raise ManifestError(path, f"unreadable index file ({type(err).__name__}: {err})") from err

@@ -18,7 +18,7 @@ import numpy as np
 
 from monai_mlip.data.manifests.common import BuildReport, ErrorPolicy, Manifest, OnError, read_csv_rows, sample_fraction
 from monai_mlip.data.reports import read_report
-from monai_mlip.errors import ImageReadError, ManifestError, ReportError
+from monai_mlip.errors import ImageReadError, ManifestError, MLIPDataError, ReportError
 
 __all__ = ["CHEXPERT_LABELS", "MIMIC_SPLITS", "build_mimic_cxr_manifest", "mimic_image_path", "mimic_report_path"]
 
@@ -70,7 +70,7 @@ def _index_file(root: Path, name: str) -> Path:
 
 
 def _label_value(text: str, item: str) -> float:
-    if text == "":
+    if text.lower() in ("", "nan"):  # blank, or "nan" as a pandas export writes it: unmentioned
         return math.nan
     try:
         value = float(text)
@@ -81,13 +81,29 @@ def _label_value(text: str, item: str) -> float:
     return value
 
 
-def _read_labels(path: Path) -> dict[tuple[str, str], np.ndarray]:
+def _read_labels(path: Path, policy: ErrorPolicy) -> dict[tuple[str, str], np.ndarray]:
+    """CheXpert labels per ``(subject, study)``; a bad row is raised or skipped (its study then has none)."""
     labels = {}
-    for row in read_csv_rows(path, required=("subject_id", "study_id", *CHEXPERT_LABELS)):
-        key = (row["subject_id"], row["study_id"])
+    for row in read_csv_rows(path, ("subject_id", "study_id", *CHEXPERT_LABELS), policy.reject):
         item = f"{path.name} study {row['study_id']}"
-        labels[key] = np.array([_label_value(row[name], item) for name in CHEXPERT_LABELS], dtype=np.float32)
+        values = policy.attempt(lambda row=row, item=item: [_label_value(row[name], item) for name in CHEXPERT_LABELS])
+        if values is not None:
+            labels[(row["subject_id"], row["study_id"])] = np.array(values, dtype=np.float32)
     return labels
+
+
+def _study_report(path: Path, sections: Sequence[str], policy: ErrorPolicy) -> str | MLIPDataError:
+    """The report text of a study, or (under ``on_error="skip"``) the error that makes it unusable; a missing
+    report file is also counted as a missing file."""
+    if not path.is_file():
+        policy.missing("report file", path, ReportError)
+        return ReportError(path, "report file not found")
+    try:
+        return read_report(path, use=sections)
+    except MLIPDataError as error:
+        if policy.on_error == "raise":
+            raise
+        return error
 
 
 def _image_suffix(root: Path, image_format: str, first: dict[str, str] | None) -> str:
@@ -148,11 +164,12 @@ def build_mimic_cxr_manifest(
     policy = ErrorPolicy(on_error, report)
 
     split_rows = list(
-        read_csv_rows(_index_file(root, "split"), required=("dicom_id", "study_id", "subject_id", "split"))
+        read_csv_rows(_index_file(root, "split"), ("dicom_id", "study_id", "subject_id", "split"), policy.reject)
     )
+    bad_split_rows = report.n_skipped
     views_of = {
         row["dicom_id"]: row["ViewPosition"].upper()
-        for row in read_csv_rows(_index_file(root, "metadata"), required=("dicom_id", "ViewPosition"))
+        for row in read_csv_rows(_index_file(root, "metadata"), ("dicom_id", "ViewPosition"), policy.reject)
     }
     labels = {}
     if with_labels:
@@ -160,8 +177,9 @@ def build_mimic_cxr_manifest(
         if labels_path is None:
             report.miss("CheXpert label index", root / f"{_PREFIX}-chexpert.csv.gz")
         else:
-            labels = _read_labels(labels_path)
-    report.found = {"images": len(split_rows), "studies": len({r["study_id"] for r in split_rows})}
+            labels = _read_labels(labels_path, policy)
+    images = len(split_rows) + bad_split_rows  # a malformed split row is a listed image, counted as skipped
+    report.found = {"images": images, "studies": len({r["study_id"] for r in split_rows})}
 
     rows = []
     for row in split_rows:
@@ -190,7 +208,7 @@ def build_mimic_cxr_manifest(
         rows = [r for r in rows if r["study_id"] in keep]
 
     suffix = _image_suffix(root, image_format, rows[0] if rows else None)
-    texts: dict[str, str | None] = {}
+    texts: dict[str, str | MLIPDataError] = {}
     items: list[dict[str, Any]] = []
     for row in rows:
         subject, study, dicom = row["subject_id"], row["study_id"], row["dicom_id"]
@@ -199,13 +217,11 @@ def build_mimic_cxr_manifest(
             policy.missing("image file", image, ImageReadError)
             continue
         if study not in texts:
-            path = mimic_report_path(reports_root, subject, study)
-            if path.is_file():
-                texts[study] = policy.attempt(lambda path=path: read_report(path, use=sections))
-            else:
-                policy.missing("report file", path, ReportError)
-                texts[study] = None
-        if texts[study] is None:
+            texts[study] = _study_report(mimic_report_path(reports_root, subject, study), sections, policy)
+        if isinstance(texts[study], MLIPDataError):
+            # every image of a study without a usable report is counted, not only the first
+            error = texts[study]
+            report.skip(MLIPDataError(f"{image} (report {error.item})", f"its study's report: {error.reason}"))
             continue
         item = {
             "image": str(image),

@@ -7,6 +7,7 @@ image, ``path`` relative to the MIMIC-CXR root.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -26,8 +27,10 @@ def _box(row: dict[str, str], item: str) -> tuple[tuple[float, float, float, flo
     try:
         x, y, w, h = (float(row[name]) for name in ("x", "y", "w", "h"))
         size = (int(float(row["image_height"])), int(float(row["image_width"])))
-    except ValueError as err:
-        raise ManifestError(item, f"non-numeric box or image size ({err})") from err
+    except (ValueError, OverflowError) as err:  # int(float("nan")) and int(float("inf")) included
+        raise ManifestError(item, f"non-numeric or non-finite box or image size ({err})") from err
+    if not all(math.isfinite(v) for v in (x, y, w, h)):  # NaN would pass every comparison below
+        raise BoxError(item, f"box ({x}, {y}, {w}, {h}) has a non-finite value")
     if x < 0 or y < 0 or w <= 0 or h <= 0 or x + w > size[1] or y + h > size[0]:
         raise BoxError(item, f"box ({x}, {y}, {w}, {h}) is empty or outside the {size[0]}x{size[1]} image")
     return (x, y, w, h), size
@@ -59,7 +62,7 @@ def build_ms_cxr_manifest(
     policy = ErrorPolicy(on_error, report)
     root = Path(image_root)
     groups: dict[tuple[str, str], dict[str, Any]] = {}
-    rows = list(read_csv_rows(csv_path, required=_COLUMNS))
+    rows = list(read_csv_rows(csv_path, required=_COLUMNS, on_bad_row=policy.reject))
     report.found = {"boxes": len(rows)}
     for row in rows:
         if split is not None and row.get("split", split) != split:

@@ -7,8 +7,9 @@ Layout: ``stage_2_train_images/<patientId>.dcm`` (1024 x 1024), ``stage_2_train_
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +32,13 @@ RSNA_SPLITS = ("train", "valid", "test")
 _LABEL_COLUMNS = ("patientId", "x", "y", "width", "height", "Target")
 
 
-def read_rsna_label_rows(path: str | os.PathLike) -> dict[str, list[dict[str, str]]]:
-    """The rows of ``stage_2_train_labels.csv`` grouped by patient, in file order."""
+def read_rsna_label_rows(
+    path: str | os.PathLike, on_bad_row: Callable[[ManifestError], None] | None = None
+) -> dict[str, list[dict[str, str]]]:
+    """The rows of ``stage_2_train_labels.csv`` grouped by patient, in file order (``on_bad_row``: see
+    :func:`read_csv_rows`)."""
     grouped: dict[str, list[dict[str, str]]] = {}
-    for row in read_csv_rows(path, required=_LABEL_COLUMNS):
+    for row in read_csv_rows(path, required=_LABEL_COLUMNS, on_bad_row=on_bad_row):
         grouped.setdefault(row["patientId"], []).append(row)
     return grouped
 
@@ -66,6 +70,8 @@ def parse_rsna_patient(patient_id: str, rows: Sequence[dict[str, str]]) -> tuple
             x, y, w, h = (float(v) for v in values)
         except ValueError as err:
             raise ManifestError(patient_id, f"Target 1 needs a numeric box, got {values}") from err
+        if not all(math.isfinite(v) for v in (x, y, w, h)):  # NaN would pass every comparison below
+            raise BoxError(patient_id, f"box has a non-finite value {values}")
         if x < 0 or y < 0:
             raise BoxError(patient_id, f"box has a negative corner ({x}, {y})")
         if w <= 0 or h <= 0:
@@ -104,10 +110,10 @@ def build_rsna_manifest(
     root = Path(dataset_dir)
     report = BuildReport("RSNA Pneumonia")
     policy = ErrorPolicy(on_error, report)
-    grouped = read_rsna_label_rows(root / "stage_2_train_labels.csv")
+    grouped = read_rsna_label_rows(root / "stage_2_train_labels.csv", on_bad_row=policy.reject)
     class_path = root / "stage_2_detailed_class_info.csv"
     classes = (
-        {row["patientId"]: row["class"] for row in read_csv_rows(class_path, required=("patientId", "class"))}
+        {row["patientId"]: row["class"] for row in read_csv_rows(class_path, ("patientId", "class"), policy.reject)}
         if class_path.is_file()
         else {}
     )

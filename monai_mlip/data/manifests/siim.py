@@ -9,7 +9,7 @@ An image with several pneumothoraces has several rows: its mask is their union. 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +25,20 @@ from monai_mlip.data.manifests.common import (
     split_by_key,
 )
 from monai_mlip.data.masks import rle_decode
-from monai_mlip.errors import ImageReadError, RLEError
+from monai_mlip.errors import ImageReadError, ManifestError, RLEError
 
 __all__ = ["SIIM_SPLITS", "build_siim_manifest", "find_dicom_files", "read_siim_rle"]
 
 SIIM_SPLITS = ("train", "valid", "test")
 
 
-def read_siim_rle(path: str | os.PathLike) -> dict[str, list[str]]:
-    """The RLE rows of ``train-rle.csv`` per ImageId: ``[]`` for an empty mask (``-1``), else one string per row."""
+def read_siim_rle(
+    path: str | os.PathLike, on_bad_row: Callable[[ManifestError], None] | None = None
+) -> dict[str, list[str]]:
+    """The RLE rows of ``train-rle.csv`` per ImageId: ``[]`` for an empty mask (``-1``), else one string per row
+    (``on_bad_row``: see :func:`read_csv_rows`)."""
     rles: dict[str, list[str]] = {}
-    for row in read_csv_rows(path, required=("ImageId", "EncodedPixels")):
+    for row in read_csv_rows(path, required=("ImageId", "EncodedPixels"), on_bad_row=on_bad_row):
         runs = rles.setdefault(row["ImageId"], [])
         if row["EncodedPixels"] not in ("", "-1"):
             runs.append(row["EncodedPixels"])
@@ -109,7 +112,7 @@ def build_siim_manifest(
     root = Path(dataset_dir)
     report = BuildReport("SIIM-ACR Pneumothorax")
     policy = ErrorPolicy(on_error, report)
-    rles = read_siim_rle(root / rle_file)
+    rles = read_siim_rle(root / rle_file, on_bad_row=policy.reject)
     files, duplicates = find_dicom_files(root / images_subdir)
     for path in duplicates:
         report.miss("unique image file (duplicate ImageId on disk)", path)
