@@ -342,7 +342,7 @@ def test_non_finite_boxes_are_refused_or_skipped(tmp_path, value):
     _rsna_layout(tmp_path, patients=3)
     labels = tmp_path / "stage_2_train_labels.csv"
     labels.write_text(labels.read_text() + f"patient-nan,{value},2,4,3,1\npatient-short,1,2,3\n")
-    with pytest.raises(MLIPDataError, match="patient-nan|values for"):
+    with pytest.raises(MLIPDataError, match=r"patient-nan|values for"):
         build_rsna_manifest(tmp_path, split="all")
     manifest = build_rsna_manifest(tmp_path, split="all", on_error="skip")
     assert len(manifest) == 3 and manifest.report.n_skipped == 2  # the non-finite box and the short row
