@@ -15,6 +15,8 @@ from ignite.engine import Events
 from monai.bundle import ConfigWorkflow, ckpt_export, verify_net_in_out
 
 from monai_mlip.bundle import bundle_workflow, load_pretrained, synthetic_dataset
+from monai_mlip.data import find_data_error
+from monai_mlip.errors import ImageReadError
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "bundles" / "mlip_pretrain"
@@ -82,6 +84,26 @@ def test_learning_rate_floor_of_each_preset(presets, floor):
     parser = ConfigParser()
     parser.read_config([str(CONFIGS / "train.json"), *(str(REPO / preset) for preset in presets)])
     assert parser.get_parsed_content("lr_scheduler#end_lr") == pytest.approx(floor)
+
+
+def test_unreadable_images_are_skipped_before_training(tmp_path, dataset_dir):
+    """Under on_error="skip" the header pass drops a broken image from the manifest and counts it; under
+    "raise" the bundle stops before training, naming the file."""
+    import shutil
+
+    copy = tmp_path / "data"
+    shutil.copytree(dataset_dir, copy)
+    workflow = _workflow(tmp_path / "run", str(copy), on_error="skip")
+    first = workflow.parser.get_parsed_content("train_index")[0]["image"]
+    Path(first).write_bytes(b"")
+    manifest = _workflow(tmp_path / "run", str(copy), on_error="skip").parser.get_parsed_content("train_manifest")
+    assert first not in {item["image"] for item in manifest} and manifest.report.n_skipped == 1
+    loader = _workflow(tmp_path / "run", str(copy), on_error="skip").parser.get_parsed_content("train#dataloader")
+    assert loader.collate_fn.__name__ == "skip_bad_collate"
+    with pytest.raises(Exception) as info:  # noqa: B017  (MONAI wraps it in its own error)
+        _workflow(tmp_path / "run", str(copy)).parser.get_parsed_content("train_manifest")
+    error = find_data_error(info.value)
+    assert isinstance(error, ImageReadError) and Path(first).name in str(error)
 
 
 def test_inference_config_properties(trained):

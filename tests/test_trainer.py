@@ -152,3 +152,11 @@ def test_savers_refuse_nonfinite_weights(text_dir, tmp_path, saver):
     with pytest.raises(NonFiniteWeightsError, match=r"blocks\.0\.mlp\.fc1\.weight"):
         handler(trainer)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_items_dropped_by_the_loader_are_added_up(text_dir):
+    model = make_model(text_dir)
+    data = [{**batch, "skipped_items": count} for batch, count in zip(batches(model, 2), (2, 1), strict=True)]
+    trainer = make_trainer(model, data)
+    trainer.run()
+    assert trainer.state.skipped_items == 3

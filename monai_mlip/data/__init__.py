@@ -1,6 +1,6 @@
 """Data layer: chest X-ray readers, reports, masks, dataset manifests and preprocessing."""
 
-from monai_mlip.data.image_io import LoadCXR, LoadCXRd, RowsFirstPILWriter, find_images, read_cxr
+from monai_mlip.data.image_io import LoadCXR, LoadCXRd, RowsFirstPILWriter, check_image_header, find_images, read_cxr
 from monai_mlip.data.manifests import (
     CHEXPERT_5X200_CLASSES,
     CHEXPERT_LABELS,
@@ -28,6 +28,7 @@ from monai_mlip.data.reports import (
     split_sentences,
     tokenize_sentences,
 )
+from monai_mlip.data.skipping import SkipDataErrors, find_data_error, skip_bad_collate, verify_images
 from monai_mlip.data.transforms import CXR_MEAN, CXR_STD, cxr_transforms
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "Manifest",
     "RLEToMaskd",
     "RowsFirstPILWriter",
+    "SkipDataErrors",
     "TokenizeReportd",
     "attach_reports",
     "boxes_to_mask",
@@ -51,8 +53,10 @@ __all__ = [
     "build_ms_cxr_manifest",
     "build_rsna_manifest",
     "build_siim_manifest",
+    "check_image_header",
     "clean_text",
     "cxr_transforms",
+    "find_data_error",
     "find_images",
     "grounding_sentences",
     "parse_report",
@@ -64,7 +68,9 @@ __all__ = [
     "rle_encode",
     "rle_union",
     "sample_fraction",
+    "skip_bad_collate",
     "split_by_key",
     "split_sentences",
     "tokenize_sentences",
+    "verify_images",
 ]

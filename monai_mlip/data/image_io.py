@@ -33,7 +33,7 @@ from monai.transforms import MapTransform, Transform
 
 from monai_mlip.errors import ImageReadError
 
-__all__ = ["LoadCXR", "LoadCXRd", "RowsFirstPILWriter", "find_images", "read_cxr"]
+__all__ = ["LoadCXR", "LoadCXRd", "RowsFirstPILWriter", "check_image_header", "find_images", "read_cxr"]
 
 DICOM_SUFFIXES = {".dcm", ".dicom", ""}
 RASTER_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
@@ -272,6 +272,51 @@ def _read_nifti(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
         "format": "nifti",
     }
     return pixels, meta
+
+
+def check_image_header(path: str | os.PathLike) -> tuple[int, int]:
+    """Open an image's header without decoding its pixels: ``(H, W)``, or an :class:`ImageReadError`.
+
+    A cheap pass over a whole dataset before training (:func:`~monai_mlip.data.verify_images`): it finds
+    missing, empty, truncated-header and wrong-kind files, and images too large for Pillow. A file whose
+    header is sound but whose pixel data is damaged is found when it is decoded.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise ImageReadError(path, "the file is empty")
+    suffix = _suffix(path)
+    if suffix in RASTER_SUFFIXES:
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(path) as image:
+                return image.height, image.width
+        except Image.DecompressionBombError as err:
+            raise ImageReadError(path, f"{err} (Pillow's decompression-bomb guard)") from err
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error) as err:
+            raise ImageReadError(path, f"unreadable image header ({type(err).__name__}: {err})") from err
+    if suffix in DICOM_SUFFIXES:
+        import pydicom
+
+        try:
+            ds = pydicom.dcmread(str(path), stop_before_pixels=True, force=True)
+            rows, columns = int(ds.Rows), int(ds.Columns)
+        except AttributeError as err:
+            raise ImageReadError(path, "not a DICOM image (no Rows / Columns)") from err
+        except Exception as err:  # truncated headers raise EOFError, struct.error, OSError, ...
+            raise ImageReadError(path, f"unreadable DICOM header ({type(err).__name__}: {err})") from err
+        return rows, columns
+    if suffix in NIFTI_SUFFIXES:
+        import nibabel as nib
+
+        try:
+            shape = nib.load(str(path)).shape
+        except Exception as err:  # nibabel raises ImageFileError, OSError, EOFError, ...
+            raise ImageReadError(path, f"unreadable NIfTI header ({type(err).__name__}: {err})") from err
+        return int(shape[1]), int(shape[0])
+    raise ImageReadError(path, f"unsupported file type {suffix!r}")
 
 
 def read_cxr(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:

@@ -9,7 +9,8 @@ are clipped before the optimiser step, and a non-finite loss or a non-finite gra
 stops the run with an error): a finite loss can still back-propagate NaN gradients (an overflow in one
 layer), and one optimiser step on them makes every later weight NaN. After each step the model's stored
 logit scales are clamped (:meth:`~monai_mlip.networks.MLIP.clamp_logit_scales_`). Mixed precision on a GPU
-is bf16 autocast, which needs no gradient scaler.
+is bf16 autocast, which needs no gradient scaler. Items a loader dropped as unreadable
+(:func:`~monai_mlip.data.skip_bad_collate`) are added up in ``engine.state.skipped_items``.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class MLIPTrainer(SupervisedTrainer):
         self.amp_dtype = amp_dtype
         self.state.nonfinite_steps = 0
         self.state.nonfinite_in_a_row = 0
+        self.state.skipped_items = 0
 
     def _autocast(self) -> Any:
         device_type = torch.device(self.state.device).type
@@ -99,6 +101,8 @@ class MLIPTrainer(SupervisedTrainer):
     def _iteration(self, engine: MLIPTrainer, batchdata: dict[str, Any]) -> dict[str, Any]:  # type: ignore[override]
         if batchdata is None:
             raise ValueError("Must provide batch data for current iteration.")
+        # items dropped at load time (monai_mlip.data.skip_bad_collate under on_error="skip")
+        engine.state.skipped_items += int(batchdata.get("skipped_items", 0))
         image, _, args, kwargs = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking)
         engine.network.train()
         engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
