@@ -100,7 +100,7 @@ def test_unreadable_images_are_skipped_before_training(tmp_path, dataset_dir):
     assert first not in {item["image"] for item in manifest} and manifest.report.n_skipped == 1
     loader = _workflow(tmp_path / "run", str(copy), on_error="skip").parser.get_parsed_content("train#dataloader")
     assert loader.collate_fn.__name__ == "skip_bad_collate"
-    with pytest.raises(Exception) as info:  # noqa: B017  (MONAI wraps it in its own error)
+    with pytest.raises(Exception) as info:
         _workflow(tmp_path / "run", str(copy)).parser.get_parsed_content("train_manifest")
     error = find_data_error(info.value)
     assert isinstance(error, ImageReadError) and Path(first).name in str(error)

@@ -47,7 +47,7 @@ def test_header_pass_drops_and_counts_unreadable_files(tmp_path):
     files = write_images(tmp_path)
     assert check_image_header(files["good-1"]) == (64, 64)
     names = ["good-1", "empty", "text", "header-cut", "damaged", "good-2"]
-    with pytest.raises(ImageReadError, match="empty.png"):
+    with pytest.raises(ImageReadError, match=r"empty\.png"):
         verify_images(manifest_of(files, names), on_error="raise")
     checked = verify_images(manifest_of(files, names), on_error="skip", num_workers=2)
     assert [item["id"] for item in checked] == ["good-1", "damaged", "good-2"]  # damaged pixels pass a header check
