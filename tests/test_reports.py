@@ -204,6 +204,7 @@ def test_reports_of_binary_or_no_words_are_refused(tmp_path):
         read_report(symbols)
 
 
-def test_split_sentences_of_no_text_is_a_clear_type_error():
-    with pytest.raises(TypeError, match="expects report text"):
-        split_sentences(None)
+@pytest.mark.parametrize("value", [None, 42, b"No effusion."])
+def test_split_sentences_of_no_text_is_a_report_error(value):
+    with pytest.raises(ReportError, match="expected report text"):
+        split_sentences(value)

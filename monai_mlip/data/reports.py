@@ -256,9 +256,12 @@ def split_sentences(text: str) -> list[str]:
 
     Returns:
         The sentences, stripped, in order.
+
+    Raises:
+        ReportError: ``text`` is not a string (``None`` from a manifest without the report, say).
     """
     if not isinstance(text, str):
-        raise TypeError(f"split_sentences expects report text (str), got {type(text).__name__}")
+        raise ReportError("<report>", f"expected report text (str), got {type(text).__name__}")
     text = clean_text(text)
     sentences: list[str] = []
     start = 0
