@@ -1,7 +1,7 @@
 """Local OT loss: the batched patch-sentence loss against a per-pair POT loop computing the same thing.
 
-Both compute the ``[B, B]`` similarities ``S_ij = sum(T_ij * cos)`` of every image with every report
-(entropic OT, log domain, same epsilon, iteration cap and tolerance; plan held constant for the gradient,
+Both compute the ``[B, B]`` similarities ``S_ij = sum(T_ij * cos) - eps KL(T_ij || a b^T)`` of every image with every
+report (entropic OT, log domain, same epsilon, iteration cap and tolerance; plan held constant for the gradient,
 as the library does), then the symmetric InfoNCE over them, forward and backward. The batched side is
 ``monai_mlip.losses.patch_sentence_similarity`` (one ``ot.solve_batch`` call); the reference solves the
 ``B * B`` problems one at a time with ``ot.sinkhorn(method="sinkhorn_log")`` on torch tensors.
@@ -53,7 +53,9 @@ def per_pair_similarity(patch_embeds, patch_mask, sentence_embeds, sentence_mask
             a = torch.full((len(image),), 1 / len(image))
             b = torch.full((len(report),), 1 / len(report))
             plan = ot.sinkhorn(a, b, 1 - cos.detach(), EPSILON, method="sinkhorn_log", numItermax=MAX_ITER, stopThr=TOL)
-            row.append((plan * cos).sum())
+            positive = plan > 0
+            kl = (plan[positive] * (plan[positive] / torch.outer(a, b)[positive]).log()).sum()
+            row.append((plan * cos).sum() - EPSILON * kl)
         rows.append(torch.stack(row))
     return torch.stack(rows)
 
