@@ -106,6 +106,27 @@ def test_unreadable_images_are_skipped_before_training(tmp_path, dataset_dir):
     assert isinstance(error, ImageReadError) and Path(first).name in str(error)
 
 
+def test_a_run_on_the_prepared_set(tmp_path, dataset_dir):
+    """prepare -> the mimic_cxr_prepared data preset -> a short run: plain decoding of the small images
+    (no in-memory cache of the training set), grounding on the prepared images."""
+    from monai_mlip.prepare import prepare_mimic_cxr
+
+    prepare_mimic_cxr(dataset_dir, tmp_path / "prepared", longest_side=48, num_workers=0, progress=False)
+    workflow = bundle_workflow(
+        CONFIGS,
+        ["train.json", str(REPO / "configs" / "data" / "mimic_cxr_prepared.json")],
+        tmp_path / "run",
+        dataset_dir=str(tmp_path / "prepared"),
+        grounding_csv=str(Path(dataset_dir) / "MS_CXR_Local_Alignment_v1.1.0.csv"),
+        **{**FAST, "max_epochs": 1},
+    )
+    assert type(workflow.parser.get_parsed_content("train#dataset")).__name__ == "Dataset"
+    assert all(item["image"].endswith(".png") for item in workflow.parser.get_parsed_content("grounding_manifest"))
+    _run(workflow)
+    metrics = json.loads((tmp_path / "run" / "eval" / "metrics.json").read_text())
+    assert metrics["grounding/phrases"] > 0 and (tmp_path / "run" / "models" / "model.pt").is_file()
+
+
 def test_inference_config_properties(trained):
     root, _ = trained
     workflow = bundle_workflow(CONFIGS, ["inference.json"], root, input_dir=str(root / "eval"))

@@ -92,6 +92,47 @@ def _read_labels(path: Path, policy: ErrorPolicy) -> dict[tuple[str, str], np.nd
     return labels
 
 
+def select_mimic_rows(
+    rows: Sequence[dict[str, Any]],
+    views_of: dict[str, str],
+    splits: set[str],
+    views: Sequence[str] | None,
+    one_per_study: bool,
+    fraction: float,
+    seed: int,
+    report: BuildReport,
+) -> list[dict[str, Any]]:
+    """The image rows (``dicom_id``, ``study_id``, ``split``...) of the wanted splits and views, with ``view``
+    set from ``views_of``; optionally one image per study (the first view in ``views`` order) and a
+    reproducible fraction of the studies. Every row dropped is counted in ``report.filtered``."""
+    selected = []
+    for row in rows:
+        if row["split"] not in splits:
+            report.filter(f"split {row['split']}")
+            continue
+        view = views_of.get(row["dicom_id"], "")
+        if views is not None and view not in views:
+            report.filter(f"view {view or 'unknown'}")
+            continue
+        selected.append({**row, "view": view})
+    if one_per_study:
+        rank = {view: order for order, view in enumerate(views or ())}
+        first: dict[str, dict[str, Any]] = {}
+        for row in selected:
+            kept = first.get(row["study_id"])
+            if kept is None or rank.get(row["view"], len(rank)) < rank.get(kept["view"], len(rank)):
+                first[row["study_id"]] = row
+        report.filter("other images of the study", len(selected) - len(first))
+        keep_ids = {id(row) for row in first.values()}
+        selected = [row for row in selected if id(row) in keep_ids]
+    if fraction < 1:
+        studies = sample_fraction([{"study_id": s} for s in sorted({r["study_id"] for r in selected})], fraction, seed)
+        keep = {s["study_id"] for s in studies}
+        report.filter(f"fraction {fraction}", sum(r["study_id"] not in keep for r in selected))
+        selected = [r for r in selected if r["study_id"] in keep]
+    return selected
+
+
 def _study_report(path: Path, sections: Sequence[str], policy: ErrorPolicy) -> str | MLIPDataError:
     """The report text of a study, or (under ``on_error="skip"``) the error that makes it unusable; a missing
     report file is also counted as a missing file."""
@@ -181,32 +222,7 @@ def build_mimic_cxr_manifest(
     images = len(split_rows) + bad_split_rows  # a malformed split row is a listed image, counted as skipped
     report.found = {"images": images, "studies": len({r["study_id"] for r in split_rows})}
 
-    rows = []
-    for row in split_rows:
-        if row["split"] not in wanted:
-            report.filter(f"split {row['split']}")
-            continue
-        view = views_of.get(row["dicom_id"], "")
-        if views is not None and view not in views:
-            report.filter(f"view {view or 'unknown'}")
-            continue
-        rows.append({**row, "view": view})
-    if one_per_study:
-        rank = {view: order for order, view in enumerate(views or ())}
-        first: dict[str, dict[str, str]] = {}
-        for row in rows:
-            kept = first.get(row["study_id"])
-            if kept is None or rank.get(row["view"], len(rank)) < rank.get(kept["view"], len(rank)):
-                first[row["study_id"]] = row
-        report.filter("other images of the study", len(rows) - len(first))
-        keep_ids = {id(row) for row in first.values()}
-        rows = [row for row in rows if id(row) in keep_ids]
-    if fraction < 1:
-        studies = sample_fraction([{"study_id": s} for s in sorted({r["study_id"] for r in rows})], fraction, seed)
-        keep = {s["study_id"] for s in studies}
-        report.filter(f"fraction {fraction}", sum(r["study_id"] not in keep for r in rows))
-        rows = [r for r in rows if r["study_id"] in keep]
-
+    rows = select_mimic_rows(split_rows, views_of, wanted, views, one_per_study, fraction, seed, report)
     suffix = _image_suffix(root, image_format, rows[0] if rows else None)
     texts: dict[str, str | MLIPDataError] = {}
     items: list[dict[str, Any]] = []

@@ -1,0 +1,144 @@
+"""Prepare MIMIC-CXR (JPG or DICOM) once: resized images and one index, for training at real size.
+
+:func:`prepare_mimic_cxr` lists the images with :func:`~monai_mlip.data.build_mimic_cxr_manifest` (split,
+view, CheXpert labels, the report check; bad items skipped and counted), resizes every image in parallel
+processes (:func:`~monai_mlip.prepare.images.prepare_image`; finished images are kept, so a killed run
+continues where it stopped), and writes ``index.jsonl.gz`` (one JSON line per study: ids, split, labels,
+the parsed report sections, and per image its view, prepared path, original and prepared size) and
+``prepare_report.json`` (what was found, filtered, skipped, with names) into ``out_dir``.
+:func:`~monai_mlip.data.build_prepared_manifest` reads the index back without touching the images.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import math
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from monai_mlip.data import build_mimic_cxr_manifest, parse_report
+from monai_mlip.data.manifests.common import BuildReport
+from monai_mlip.data.manifests.mimic import mimic_report_path
+from monai_mlip.errors import MLIPDataError, ReportError
+from monai_mlip.handlers.io import write_atomic, write_json_atomic
+from monai_mlip.prepare.images import prepare_image
+
+__all__ = ["INDEX_NAME", "REPORT_NAME", "prepare_mimic_cxr"]
+
+INDEX_NAME = "index.jsonl.gz"
+REPORT_NAME = "prepare_report.json"
+logger = logging.getLogger("monai_mlip.prepare")
+
+
+def _prepare_one(job: tuple[str, str, int]) -> dict[str, Any] | MLIPDataError:
+    """Worker: one image; a data error is returned (picklable), not raised, so the pool goes on."""
+    source, target, longest_side = job
+    try:
+        return prepare_image(source, target, longest_side)
+    except MLIPDataError as error:
+        return error
+
+
+def _parallel(jobs: list[tuple[str, str, int]], num_workers: int) -> Iterator[dict[str, Any] | MLIPDataError]:
+    if num_workers <= 1:
+        yield from map(_prepare_one, jobs)
+        return
+    with ProcessPoolExecutor(num_workers) as pool:
+        yield from pool.map(_prepare_one, jobs, chunksize=max(1, min(64, len(jobs) // (8 * num_workers))))
+
+
+def prepare_mimic_cxr(
+    dataset_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    reports_dir: str | os.PathLike | None = None,
+    image_format: str = "auto",
+    views: Sequence[str] | None = ("PA", "AP"),
+    longest_side: int = 512,
+    num_workers: int | None = None,
+    on_error: str = "skip",
+    progress: bool = True,
+) -> BuildReport:
+    """Resize MIMIC-CXR's images into ``out_dir`` and write its index (see the module docstring).
+
+    Args:
+        dataset_dir: MIMIC-CXR-JPG 2.x or MIMIC-CXR 2.0.0 (DICOM) root, with the split / metadata / CheXpert CSVs.
+        out_dir: where ``files/pXX/.../<dicom_id>.png``, the index and the report go.
+        reports_dir: root of the report files when they are not under ``dataset_dir``.
+        image_format: ``"auto"``, ``"jpg"`` or ``"dcm"``.
+        views: view positions to prepare (``None``: all).
+        longest_side: longest side of the prepared images (smaller images are kept as they are).
+        num_workers: processes (default: every CPU); 0 or 1 runs in this process.
+        on_error: ``"skip"`` bad images, reports and rows (counted with names) or ``"raise"`` the first.
+        progress: show a progress bar.
+
+    Returns:
+        The build report (also written to ``prepare_report.json``).
+    """
+    out = Path(out_dir)
+    manifest = build_mimic_cxr_manifest(
+        dataset_dir, split=None, reports_dir=reports_dir, image_format=image_format, views=views, on_error=on_error
+    )
+    report = manifest.report
+    jobs = [(item["image"], str(_prepared_path(out, item)), longest_side) for item in manifest]
+    workers = (os.cpu_count() or 1) if num_workers is None else num_workers
+    results = list(tqdm(_parallel(jobs, workers), total=len(jobs), desc="prepare", disable=not progress))
+    studies: dict[str, dict[str, Any]] = {}
+    reports_root = Path(reports_dir) if reports_dir is not None else Path(dataset_dir)
+    for item, result in zip(manifest, results, strict=True):
+        if isinstance(result, MLIPDataError):
+            if on_error == "raise":
+                raise result
+            report.skip(result)
+            continue
+        study = studies.get(item["study_id"])
+        if study is None:
+            study = studies[item["study_id"]] = _study_record(item, reports_root)
+        study["images"].append(
+            {
+                "dicom_id": item["dicom_id"],
+                "view": item["view"],
+                "image": _prepared_path(Path(), item).as_posix(),
+                **result,
+            }
+        )
+    report.kept = sum(len(study["images"]) for study in studies.values())
+    write_atomic(out / INDEX_NAME, lambda handle: _write_index(handle, studies.values()), "wb")
+    write_json_atomic(out / REPORT_NAME, {**asdict(report), "longest_side": longest_side, "source": str(dataset_dir)})
+    logger.info("prepared %d images of %d studies into %s", report.kept, len(studies), out)
+    return report
+
+
+def _prepared_path(root: Path, item: dict[str, Any]) -> Path:
+    subject, study = item["subject_id"], item["study_id"]
+    return root / "files" / f"p{subject[:2]}" / f"p{subject}" / f"s{study}" / f"{item['dicom_id']}.png"
+
+
+def _study_record(item: dict[str, Any], reports_root: Path) -> dict[str, Any]:
+    path = mimic_report_path(reports_root, item["subject_id"], item["study_id"])
+    try:
+        sections = parse_report(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:  # the manifest read it a moment ago
+        raise ReportError(path, f"cannot read the report again ({err})") from err
+    labels = item.get("labels")
+    return {
+        "subject_id": item["subject_id"],
+        "study_id": item["study_id"],
+        "split": item["split"],
+        "labels": None if labels is None else [None if math.isnan(v) else float(v) for v in labels.tolist()],
+        "sections": sections,
+        "images": [],
+    }
+
+
+def _write_index(handle: Any, studies: Any) -> None:
+    with gzip.GzipFile(fileobj=handle, mode="wb", mtime=0) as archive:
+        for study in studies:
+            archive.write((json.dumps(study, separators=(",", ":")) + "\n").encode("utf-8"))

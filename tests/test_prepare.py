@@ -1,0 +1,124 @@
+"""The preparation step on a tiny layout at real image size: resized images, the index, resumption, skips."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from monai_mlip.data import build_mimic_cxr_manifest, build_prepared_manifest, read_cxr
+from monai_mlip.errors import ImageReadError
+from monai_mlip.prepare import INDEX_NAME, REPORT_NAME, prepare_image, prepare_mimic_cxr, prepared_sizes
+from monai_mlip.prepare.__main__ import main
+from tests.conftest import write_dicom
+
+FULL = (2544, 3056)  # MIMIC-CXR-JPG's typical size, rows x columns
+REPORT = "                FINAL REPORT\n FINDINGS: Right lower lobe opacity.\n IMPRESSION: Pneumonia.\n"
+
+
+def _csv_gz(path: Path, header: list[str], rows: list[list[object]]) -> None:
+    with gzip.open(path, "wt", newline="") as handle:
+        csv.writer(handle).writerows([header, *rows])
+
+
+def real_size_layout(root: Path, suffix: str = "jpg") -> list[Path]:
+    """Four studies, one full-size frontal image each (a smooth gradient plus noise), and their indexes."""
+    rng = np.random.default_rng(0)
+    rows, images = [], []
+    for number in range(4):
+        subject, study, dicom = f"1{number:07d}", f"5{number:07d}", f"{number:08x}-a"
+        folder = root / "files" / f"p{subject[:2]}" / f"p{subject}" / f"s{study}"
+        folder.mkdir(parents=True)
+        (folder.parent / f"s{study}.txt").write_text(REPORT)
+        ramp = np.linspace(0, 1, FULL[1])[None] * np.linspace(0.3, 1, FULL[0])[:, None]
+        pixels = np.clip(ramp + rng.normal(0, 0.02, FULL), 0, 1)
+        path = folder / f"{dicom}.{suffix}"
+        if suffix == "jpg":
+            Image.fromarray((pixels * 255).astype(np.uint8)).save(path, quality=95)
+        else:
+            write_dicom(path, (pixels * 4095).astype(np.uint16), BitsStored=12)
+        images.append(path)
+        rows.append([dicom, study, subject, ("train", "train", "validate", "test")[number]])
+    _csv_gz(root / "mimic-cxr-2.0.0-split.csv.gz", ["dicom_id", "study_id", "subject_id", "split"], rows)
+    _csv_gz(root / "mimic-cxr-2.0.0-metadata.csv.gz", ["dicom_id", "ViewPosition"], [[r[0], "PA"] for r in rows])
+    return images
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    source = tmp_path_factory.mktemp("mimic")
+    images = real_size_layout(source)
+    out = tmp_path_factory.mktemp("prepared")
+    prepare_mimic_cxr(source, out, num_workers=2, progress=False)
+    return source, out, images
+
+
+def test_prepared_images_are_small_faithful_and_indexed(prepared):
+    source, out, images = prepared
+    manifest = build_prepared_manifest(out, split=None)
+    assert len(manifest) == 4
+    for item, original in zip(manifest, images, strict=True):
+        assert item["original_size"] == FULL and item["image_size"] == (426, 512)
+        small, _ = read_cxr(item["image"])
+        naive = Image.fromarray((read_cxr(original)[0] * 255).astype(np.uint8)).resize((512, 426), Image.BOX)
+        assert np.abs(small * 255 - np.asarray(naive, dtype=np.float32)).mean() < 2.0  # DCT reduction ~ full decode
+    # the prepared manifest is the source manifest with the prepared images
+    native = build_mimic_cxr_manifest(source, split="train", with_labels=False)
+    train = build_prepared_manifest(out, split="train", with_labels=False)
+    assert [(a["dicom_id"], a["report"]) for a in native] == [(b["dicom_id"], b["report"]) for b in train]
+    study = json.loads(gzip.open(out / INDEX_NAME, "rt").readline())
+    assert study["sections"]["impression"] == "Pneumonia." and study["images"][0]["image"].endswith(".png")
+
+
+def test_a_stopped_run_continues_without_redoing_finished_images(prepared, tmp_path):
+    source, out, _ = prepared
+    copy = tmp_path / "prepared"
+    shutil.copytree(out, copy)
+    pngs = sorted(copy.rglob("*.png"))
+    pngs[0].unlink()  # never finished
+    stale = pngs[1].with_name(f".{pngs[1].name}.tmp")
+    stale.write_bytes(b"half a png")  # a write the kill interrupted
+    pngs[2].write_bytes(b"")  # damaged by something else: not a finished image
+    before = pngs[3].stat().st_mtime_ns
+    (copy / INDEX_NAME).unlink()
+    prepare_mimic_cxr(source, copy, num_workers=0, progress=False)
+    assert pngs[3].stat().st_mtime_ns == before  # kept, not redone
+    assert all(prepared_sizes(p)["original_size"] == list(FULL) for p in pngs)
+    assert len(build_prepared_manifest(copy, split=None)) == 4
+
+
+def test_bad_images_are_skipped_and_named(tmp_path):
+    source = tmp_path / "mimic"
+    images = real_size_layout(source)
+    images[1].write_bytes(images[1].read_bytes()[:200])  # a truncated JPEG
+    with pytest.raises(ImageReadError, match=images[1].name):
+        prepare_mimic_cxr(source, tmp_path / "raise", num_workers=0, progress=False, on_error="raise")
+    report = prepare_mimic_cxr(source, tmp_path / "out", num_workers=2, progress=False)
+    assert report.kept == 3 and report.n_skipped == 1
+    written = json.loads((tmp_path / "out" / REPORT_NAME).read_text())
+    assert any(images[1].name in example for examples in written["examples"].values() for example in examples)
+    assert len(build_prepared_manifest(tmp_path / "out", split=None)) == 3
+
+
+def test_dicom_sources_keep_their_depth(tmp_path):
+    source = tmp_path / "mimic"
+    images = real_size_layout(source, suffix="dcm")
+    result = prepare_image(images[0], tmp_path / "a.png", longest_side=256)
+    assert result == {"original_size": list(FULL), "size": [213, 256]}
+    with Image.open(tmp_path / "a.png") as image:
+        assert image.mode.startswith("I")  # 16-bit, not cut to 8
+    np.testing.assert_allclose(read_cxr(tmp_path / "a.png")[0].mean(), read_cxr(images[0])[0].mean(), atol=2e-3)
+
+
+def test_command_line(tmp_path, capsys):
+    source = tmp_path / "mimic"
+    real_size_layout(source)
+    code = main(["mimic", "--dataset_dir", str(source), "--out_dir", str(tmp_path / "out"), "--num_workers", "0"])
+    assert code == 0 and "kept 4 items" in capsys.readouterr().out
+    assert (tmp_path / "out" / INDEX_NAME).is_file()
