@@ -55,7 +55,8 @@ def test_what_monai_label_builds_from_inference_json_leaves_the_dataset_alone(bu
     parser = ConfigParser()
     parser.read_config(str(bundle / "configs" / "inference.json"))
     parser.read_meta(str(bundle / "configs" / "metadata.json"))
-    parser.update({"bundle_root": str(tmp_path), "image_size": 32, "dataset_dir": "$int('the dataset was read')"})
+    overrides = {"image_size": 32, "image_normalization": [0.5, 0.25], "dataset_dir": "$int('the dataset was read')"}
+    parser.update({"bundle_root": str(tmp_path), **overrides})
     for key in ("preprocessing", "inferer", "postprocessing"):
         parser.get_parsed_content(key)
 
