@@ -121,6 +121,7 @@ def write_index(root: Path, studies: int, pool: list[str], reports: list[str]) -
                 "split": "validate" if number % 50 == 0 else "train",
                 "labels": labels,
                 "sections": {"impression": reports[number % len(reports)]},
+                "report": {"sections": ["impression", "findings"], "text": reports[number % len(reports)]},
                 "images": [
                     {
                         "dicom_id": f"{number:08x}-a",

@@ -72,6 +72,8 @@ def test_prepared_images_are_small_faithful_and_indexed(prepared):
     native = build_mimic_cxr_manifest(source, split="train", with_labels=False)
     train = build_prepared_manifest(out, split="train", with_labels=False)
     assert [(a["dicom_id"], a["report"]) for a in native] == [(b["dicom_id"], b["report"]) for b in train]
+    findings = build_prepared_manifest(out, split="train", sections=("findings",))  # rebuilt from the sections
+    assert {item["report"] for item in findings} == {"Right lower lobe opacity."}
     with gzip.open(out / INDEX_NAME, "rt") as handle:
         study = json.loads(handle.readline())
     assert study["sections"]["impression"] == "Pneumonia." and study["images"][0]["image"].endswith(".png")

@@ -4,7 +4,8 @@
 view, CheXpert labels, the report check; bad items skipped and counted), resizes every image in parallel
 processes (:func:`~monai_mlip.prepare.images.prepare_image`; finished images are kept, so a killed run
 continues where it stopped), and writes ``index.jsonl.gz`` (one JSON line per study: ids, split, labels,
-the parsed report sections, and per image its view, prepared path, original and prepared size) and
+the parsed report sections and the report text of the chosen ones, and per image its view, prepared
+path, original and prepared size) and
 ``prepare_report.json`` (what was found, filtered, skipped, with names) into ``out_dir``.
 :func:`~monai_mlip.data.build_prepared_manifest` reads the index back without touching the images.
 """
@@ -65,6 +66,7 @@ def prepare_mimic_cxr(
     num_workers: int | None = None,
     on_error: str = "skip",
     progress: bool = True,
+    sections: Sequence[str] = ("impression", "findings"),
 ) -> BuildReport:
     """Resize MIMIC-CXR's images into ``out_dir`` and write its index (see the module docstring).
 
@@ -78,13 +80,22 @@ def prepare_mimic_cxr(
         num_workers: processes (default: every CPU); 0 or 1 runs in this process.
         on_error: ``"skip"`` bad images, reports and rows (counted with names) or ``"raise"`` the first.
         progress: show a progress bar.
+        sections: the report sections whose cleaned text the index also stores ready-made (the manifest
+            takes it as it is when asked for the same sections, and rebuilds it from the parsed sections
+            otherwise).
 
     Returns:
         The build report (also written to ``prepare_report.json``).
     """
     out = Path(out_dir)
     manifest = build_mimic_cxr_manifest(
-        dataset_dir, split=None, reports_dir=reports_dir, image_format=image_format, views=views, on_error=on_error
+        dataset_dir,
+        split=None,
+        reports_dir=reports_dir,
+        image_format=image_format,
+        views=views,
+        sections=sections,
+        on_error=on_error,
     )
     report = manifest.report
     jobs = [(item["image"], str(_prepared_path(out, item)), longest_side) for item in manifest]
@@ -100,7 +111,7 @@ def prepare_mimic_cxr(
             continue
         study = studies.get(item["study_id"])
         if study is None:
-            study = studies[item["study_id"]] = _study_record(item, reports_root)
+            study = studies[item["study_id"]] = _study_record(item, reports_root, sections)
         study["images"].append(
             {
                 "dicom_id": item["dicom_id"],
@@ -121,10 +132,10 @@ def _prepared_path(root: Path, item: dict[str, Any]) -> Path:
     return root / "files" / f"p{subject[:2]}" / f"p{subject}" / f"s{study}" / f"{item['dicom_id']}.png"
 
 
-def _study_record(item: dict[str, Any], reports_root: Path) -> dict[str, Any]:
+def _study_record(item: dict[str, Any], reports_root: Path, sections: Sequence[str]) -> dict[str, Any]:
     path = mimic_report_path(reports_root, item["subject_id"], item["study_id"])
     try:
-        sections = parse_report(path.read_text(encoding="utf-8"))
+        parsed = parse_report(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as err:  # the manifest read it a moment ago
         raise ReportError(path, f"cannot read the report again ({err})") from err
     labels = item.get("labels")
@@ -133,7 +144,8 @@ def _study_record(item: dict[str, Any], reports_root: Path) -> dict[str, Any]:
         "study_id": item["study_id"],
         "split": item["split"],
         "labels": None if labels is None else [None if math.isnan(v) else float(v) for v in labels.tolist()],
-        "sections": sections,
+        "sections": parsed,
+        "report": {"sections": list(sections), "text": item["report"]},
         "images": [],
     }
 

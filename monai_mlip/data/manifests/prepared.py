@@ -46,6 +46,14 @@ def _read_index(path: Path) -> list[dict[str, Any]]:
     return studies
 
 
+def _report(study: dict[str, Any], sections: Sequence[str], item: str, policy: ErrorPolicy) -> str | None:
+    """The study's report text: the one the preparation stored for these sections, else rebuilt."""
+    ready = study.get("report") or {}
+    if ready.get("sections") == list(sections) and ready.get("text"):
+        return ready["text"]
+    return policy.attempt(lambda: report_text(study["sections"], use=sections, item=item))
+
+
 def build_prepared_manifest(
     prepared_dir: str | os.PathLike,
     split: str | Sequence[str] | None = "train",
