@@ -63,3 +63,12 @@ def test_gpu_step_runs_its_quick_shapes(tmp_path):
     summary = run_quick("gpu_step", tmp_path)
     detail = json.loads((tmp_path / "gpu_step.json").read_text())
     assert detail["flops_per_step"] > 0 and summary["gpu_images_per_s"] > 0
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="needs Linux /proc for the memory figures")
+def test_real_scale(tmp_path):
+    summary = run_quick("real_scale", tmp_path)
+    detail = json.loads((tmp_path / "real_scale.json").read_text())
+    assert summary["quick_prepare_over_naive_decode"] > 0 and detail["prepare"]["prepared_png_kb"] > 0
+    assert [row["studies"] for row in detail["pipeline"]] == [240, 2400]
+    assert all(row["pipeline_pss_gb"] > 0 and row["loader_workers"] == 2 for row in detail["pipeline"])

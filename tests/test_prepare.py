@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from monai_mlip.data import build_mimic_cxr_manifest, build_prepared_manifest, read_cxr
+from monai_mlip.data.manifests.prepared_columns import COLUMNS_NAME
 from monai_mlip.errors import ImageReadError
 from monai_mlip.prepare import INDEX_NAME, REPORT_NAME, prepare_image, prepare_mimic_cxr, prepared_sizes
 from monai_mlip.prepare.__main__ import main
@@ -77,6 +78,36 @@ def test_prepared_images_are_small_faithful_and_indexed(prepared):
     with gzip.open(out / INDEX_NAME, "rt") as handle:
         study = json.loads(handle.readline())
     assert study["sections"]["impression"] == "Pneumonia." and study["images"][0]["image"].endswith(".png")
+
+
+def _same_items(first, second) -> bool:
+    def plain(item):
+        return {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in sorted(item.items())}
+
+    return len(first) == len(second) and all(
+        repr(plain(a)) == repr(plain(b)) for a, b in zip(first, second, strict=True)
+    )  # repr: NaN labels compare equal
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"split": "train"}, {"split": None, "views": None}, {"split": "train", "fraction": 0.5}, {"one_per_study": True}],
+)
+def test_the_column_manifest_equals_the_one_from_the_json_lines(prepared, tmp_path, options):
+    _, out, _ = prepared
+    columns = build_prepared_manifest(out, **options)
+    assert type(columns).__name__ == "ColumnManifest"
+    copy = tmp_path / "no_columns"
+    shutil.copytree(out, copy)
+    (copy / COLUMNS_NAME).unlink()
+    from_lines = build_prepared_manifest(copy, **options)
+    assert type(from_lines).__name__ == "Manifest"
+    assert _same_items(
+        [{**i, "image": Path(i["image"]).name} for i in columns],
+        [{**i, "image": Path(i["image"]).name} for i in from_lines],
+    )
+    assert sorted(columns.report.filtered.items()) == sorted(from_lines.report.filtered.items())
+    assert columns.report.kept == len(columns)
 
 
 def test_a_stopped_run_continues_without_redoing_finished_images(prepared, tmp_path):

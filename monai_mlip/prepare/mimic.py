@@ -6,7 +6,8 @@ processes (:func:`~monai_mlip.prepare.images.prepare_image`; finished images are
 continues where it stopped), and writes ``index.jsonl.gz`` (one JSON line per study: ids, split, labels,
 the parsed report sections and the report text of the chosen ones, and per image its view, prepared
 path, original and prepared size) and
-``prepare_report.json`` (what was found, filtered, skipped, with names) into ``out_dir``.
+``prepare_report.json`` (what was found, filtered, skipped, with names) into ``out_dir``, with the index
+as columns (``index_columns.npz``) for a manifest that stays small at real size.
 :func:`~monai_mlip.data.build_prepared_manifest` reads the index back without touching the images.
 """
 
@@ -28,6 +29,7 @@ from tqdm import tqdm
 from monai_mlip.data import build_mimic_cxr_manifest, parse_report
 from monai_mlip.data.manifests.common import BuildReport
 from monai_mlip.data.manifests.mimic import mimic_report_path
+from monai_mlip.data.manifests.prepared_columns import write_prepared_columns
 from monai_mlip.errors import MLIPDataError, ReportError
 from monai_mlip.handlers.io import write_atomic, write_json_atomic
 from monai_mlip.prepare.images import prepare_image
@@ -122,6 +124,7 @@ def prepare_mimic_cxr(
         )
     report.kept = sum(len(study["images"]) for study in studies.values())
     write_atomic(out / INDEX_NAME, lambda handle: _write_index(handle, studies.values()), "wb")
+    write_prepared_columns(out)
     write_json_atomic(out / REPORT_NAME, {**asdict(report), "longest_side": longest_side, "source": str(dataset_dir)})
     logger.info("prepared %d images of %d studies into %s", report.kept, len(studies), out)
     return report

@@ -1,7 +1,10 @@
 """The manifest of a prepared MIMIC-CXR set (:mod:`monai_mlip.prepare`), read from its index alone.
 
 The index (``index.jsonl.gz``) already holds everything the manifest needs, so building it reads one
-file and touches no image: a 377,000-image manifest costs one pass over the index. The items are those
+file and touches no image. The preparation also writes the index as columns (``index_columns.npz``,
+:mod:`~monai_mlip.data.manifests.prepared_columns`); when they hold the chosen report sections the
+manifest is a :class:`~monai_mlip.data.manifests.prepared_columns.ColumnManifest` over them (seconds and
+a few hundred bytes per image at real size), else a list of dicts built from the JSON lines. The items are those
 of :func:`~monai_mlip.data.build_mimic_cxr_manifest` (the same keys, the report text from the chosen
 sections), plus ``original_size`` and ``image_size`` (``[H, W]`` before and after preparation).
 """
@@ -18,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from monai_mlip.data.manifests.common import BuildReport, ErrorPolicy, Manifest, OnError
+from monai_mlip.data.manifests.common import BuildReport, ErrorPolicy, Manifest, OnError, logger
 from monai_mlip.data.manifests.mimic import CHEXPERT_LABELS, MIMIC_SPLITS, select_mimic_rows
+from monai_mlip.data.manifests.prepared_columns import COLUMNS_NAME, ColumnManifest, select_columns
 from monai_mlip.data.reports import report_text
 from monai_mlip.errors import ManifestError
 
@@ -46,12 +50,25 @@ def _read_index(path: Path) -> list[dict[str, Any]]:
     return studies
 
 
-def _report(study: dict[str, Any], sections: Sequence[str], item: str, policy: ErrorPolicy) -> str | None:
+def _report(study: dict[str, Any], sections: list[str], index: Path, policy: ErrorPolicy) -> str | None:
     """The study's report text: the one the preparation stored for these sections, else rebuilt."""
     ready = study.get("report") or {}
-    if ready.get("sections") == list(sections) and ready.get("text"):
+    if ready.get("sections") == sections and ready.get("text"):
         return ready["text"]
+    item = f"{index} study {study['study_id']}"
     return policy.attempt(lambda: report_text(study["sections"], use=sections, item=item))
+
+
+def _load_columns(root: Path, sections: Sequence[str]) -> dict[str, np.ndarray] | None:
+    """The index's columns when they exist, are newer than the index and hold the chosen sections' text."""
+    path, index = root / COLUMNS_NAME, root / PREPARED_INDEX
+    if not path.is_file() or (index.is_file() and path.stat().st_mtime_ns < index.stat().st_mtime_ns):
+        return None
+    with np.load(path, allow_pickle=False) as archive:
+        columns = {name: archive[name] for name in archive.files}
+    if [s.decode() for s in columns["report_sections"]] != list(sections):
+        return None
+    return columns
 
 
 def build_prepared_manifest(
@@ -86,6 +103,14 @@ def build_prepared_manifest(
     unknown = wanted - set(MIMIC_SPLITS)
     if unknown:
         raise ValueError(f"unknown MIMIC-CXR split(s) {sorted(unknown)}; choose from {MIMIC_SPLITS}")
+    columns = _load_columns(root, sections)
+    if columns is not None:
+        report = BuildReport("MIMIC-CXR (prepared)")
+        report.found = {"images": len(columns["dicom_id"]), "studies": len(np.unique(columns["study_id"]))}
+        rows = select_columns(columns, wanted, views, one_per_study, fraction, seed, report)
+        manifest = ColumnManifest(root, columns, rows, report, with_labels)
+        logger.info(report.summary())
+        return manifest
     studies = _read_index(root / PREPARED_INDEX)
     report = BuildReport("MIMIC-CXR (prepared)")
     policy = ErrorPolicy(on_error, report)
@@ -101,21 +126,21 @@ def build_prepared_manifest(
     rows = select_mimic_rows(rows, views_of, wanted, views, one_per_study, fraction, seed, report)
     texts: dict[str, str | None] = {}
     items = []
+    prefix = f"{root}{os.sep}"  # plain string joins: pathlib per item costs seconds at 377,000 images
+    chosen, index = list(sections), root / PREPARED_INDEX
     for row in rows:
-        study = by_study[row["study_id"]]
-        if row["study_id"] not in texts:
-            item = f"{root / PREPARED_INDEX} study {row['study_id']}"
-            texts[row["study_id"]] = policy.attempt(
-                lambda s=study, i=item: report_text(s["sections"], use=sections, item=i)
-            )
-        if texts[row["study_id"]] is None:
+        study_id = row["study_id"]
+        study = by_study[study_id]
+        if study_id not in texts:
+            texts[study_id] = _report(study, chosen, index, policy)
+        if texts[study_id] is None:
             report.filter("study without text in the chosen sections")
             continue
         entry = {
-            "image": str(root / row["image"]),
-            "report": texts[row["study_id"]],
+            "image": prefix + row["image"],
+            "report": texts[study_id],
             "subject_id": row["subject_id"],
-            "study_id": row["study_id"],
+            "study_id": study_id,
             "dicom_id": row["dicom_id"],
             "view": row["view"],
             "split": row["split"],
