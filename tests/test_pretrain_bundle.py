@@ -127,6 +127,26 @@ def test_a_run_on_the_prepared_set(tmp_path, dataset_dir):
     assert metrics["grounding/phrases"] > 0 and (tmp_path / "run" / "models" / "model.pt").is_file()
 
 
+def test_two_process_torchrun_on_the_prepared_set(tmp_path, dataset_dir):
+    """The real run's shape at tiny size: prepare, then two DDP processes on the prepared preset."""
+    from monai_mlip.prepare import prepare_mimic_cxr
+
+    prepare_mimic_cxr(dataset_dir, tmp_path / "prepared", longest_side=48, num_workers=0, progress=False)
+    files = [CONFIGS / "train.json", CONFIGS / "multi_gpu_train.json", REPO / "configs/data/mimic_cxr_prepared.json"]
+    settings = {**FAST, "max_epochs": 1, "grounding_csv": str(Path(dataset_dir) / "MS_CXR_Local_Alignment_v1.1.0.csv")}
+    overrides = [arg for key, value in settings.items() for arg in (f"--{key}", str(value))]
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2",
+        "-m", "monai.bundle", "run", "--config_file", str([str(f) for f in files]), "--bundle_root", str(tmp_path),
+        "--dataset_dir", str(tmp_path / "prepared"), *overrides,
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["grounding/phrases"] > 0 and (tmp_path / "models" / "model.pt").is_file()
+
+
 def test_inference_config_properties(trained):
     root, _ = trained
     workflow = bundle_workflow(CONFIGS, ["inference.json"], root, input_dir=str(root / "eval"))
