@@ -232,8 +232,8 @@ def test_image_encoder_verifies_and_exports(trained, tmp_path):
 
 @pytest.mark.parametrize(
     "switch",
-    [{}, {"loss#lambda_local": 0}, {"loss#use_sie": "false"}, {"loss#lambda_mip": 0}],
-    ids=["mlip", "no_local", "no_sie", "no_mip"],
+    [{}, {"loss#lambda_local": 0}, {"loss#use_sie": "false"}, {"loss#lambda_mip": 0}, {"grounding_csv": "/none.csv"}],
+    ids=["mlip", "no_local", "no_sie", "no_mip", "no_grounding_data"],
 )
 def test_two_process_torchrun(tmp_path, dataset_dir, switch):
     """DDP (without find_unused_parameters) runs the full objective and each term switched off: a term
@@ -250,6 +250,9 @@ def test_two_process_torchrun(tmp_path, dataset_dir, switch):
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (tmp_path / "models" / "model.pt").is_file() and (tmp_path / "eval" / "metrics.json").is_file()
+    assert ("grounding/phrases" in json.loads((tmp_path / "eval" / "metrics.json").read_text())) == (
+        "grounding_csv" not in switch
+    )
     state = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
     assert any(k.startswith("decoder.") for k in state) == ("loss#lambda_mip" not in switch)
     assert any(k.startswith("sie.") for k in state) == ("loss#use_sie" not in switch)
