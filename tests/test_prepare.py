@@ -156,3 +156,18 @@ def test_command_line(tmp_path, capsys):
     code = main(["mimic", "--dataset_dir", str(source), "--out_dir", str(tmp_path / "out"), "--num_workers", "0"])
     assert code == 0 and "kept 4 items" in capsys.readouterr().out
     assert (tmp_path / "out" / INDEX_NAME).is_file()
+
+
+def test_the_real_size_synthetic_layout_links_a_small_pool_and_prepares(tmp_path):
+    from monai_mlip.data.synthetic import REAL_SIZE, write_real_size_mimic
+
+    root = write_real_size_mimic(tmp_path / "mimic", studies=12, pool=2)
+    manifest = build_mimic_cxr_manifest(root, split=None)
+    assert len(manifest) == 12 and len({item["report"] for item in manifest}) <= 2
+    first = Path(manifest[0]["image"])
+    with Image.open(first) as image:
+        assert (image.height, image.width) == REAL_SIZE
+    assert first.stat().st_nlink >= 2 and 1_000_000 < first.stat().st_size < 3_000_000  # a link to the pool, MB-sized
+    report = prepare_mimic_cxr(root, tmp_path / "prepared", num_workers=0, progress=False)
+    assert report.kept == 12
+    assert {item["original_size"] for item in build_prepared_manifest(tmp_path / "prepared", split=None)} == {REAL_SIZE}

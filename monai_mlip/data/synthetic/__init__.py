@@ -6,6 +6,8 @@
 - :func:`write_mimic`, :func:`write_rsna` and :func:`write_siim` write datasets in the native layouts
   that :func:`monai_mlip.data.build_mimic_cxr_manifest`, ``build_rsna_manifest``,
   ``build_siim_manifest`` and ``build_ms_cxr_manifest`` read.
+- :func:`write_real_size_mimic` writes the MIMIC-CXR-JPG layout at the real image size for any number of
+  studies, linking their files to a small rendered pool (for testing the real-size path).
 - :func:`write_preview` / :func:`preview_layout` draw a PNG contact sheet to look at.
 
 Command line: ``python -m monai_mlip.data.synthetic --layout mimic|rsna|siim --out DIR --n N --seed S``.
@@ -14,6 +16,7 @@ Command line: ``python -m monai_mlip.data.synthetic --layout mimic|rsna|siim --o
 from monai_mlip.data.synthetic.findings import DEVICES, FINDINGS, PREVALENCE, Finding, FindingSpec, sample_findings
 from monai_mlip.data.synthetic.layouts import LAYOUTS, WriteSummary, write_layout, write_mimic, write_rsna, write_siim
 from monai_mlip.data.synthetic.preview import preview_layout, write_preview
+from monai_mlip.data.synthetic.real_size import REAL_SIZE, write_real_size_mimic
 from monai_mlip.data.synthetic.reports import CHEXPERT_COLUMNS, MS_CXR_CATEGORIES, Report, Statement
 from monai_mlip.data.synthetic.study import SyntheticStudy, render_study
 
@@ -24,6 +27,7 @@ __all__ = [
     "LAYOUTS",
     "MS_CXR_CATEGORIES",
     "PREVALENCE",
+    "REAL_SIZE",
     "Finding",
     "FindingSpec",
     "Report",
@@ -36,6 +40,7 @@ __all__ = [
     "write_layout",
     "write_mimic",
     "write_preview",
+    "write_real_size_mimic",
     "write_rsna",
     "write_siim",
 ]
