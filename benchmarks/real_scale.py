@@ -3,8 +3,9 @@
 1. ``prepare_over_naive_decode``: images/s of :func:`monai_mlip.prepare.prepare_image` (JPEG DCT-domain
    reduction, then area resizing, PNG out) over the naive way, the full decode and resize the bundle's
    loader does today (``read_cxr`` to float32, MONAI's area ``Resize``) with the same PNG write; one
-   process, the same full-size (2,544 x 3,056, about 1.6 MB) grey JPGs. The detail also gives the ratio
-   over a full Pillow decode with Pillow's area resize (no DCT reduction), the narrowest baseline.
+   process, the same full-size (2,544 x 3,056, 1.5-2 MB) grey JPGs of the real-size synthetic layout.
+   The detail also gives the ratio over a full Pillow decode with Pillow's area resize (no DCT
+   reduction), the narrowest baseline.
 2. ``pipeline_rss_ratio_240k_over_2k4``, ``first_batch_s_ratio_240k_over_2k4``,
    ``manifest_build_s_ratio_240k_over_2k4``: the pre-training bundle with the prepared data preset
    (``configs/data/mimic_cxr_prepared.json``) on a prepared index of 240,000 studies against one of 2,400,
@@ -36,28 +37,18 @@ from PIL import Image
 from benchmarks.common import paired_seconds, parse_args, synthetic_reports, write_results
 from monai_mlip.data import read_cxr
 from monai_mlip.data.manifests.prepared_columns import write_prepared_columns
+from monai_mlip.data.synthetic import REAL_SIZE, write_real_size_mimic
 from monai_mlip.prepare import prepare_image
 
 REPO = Path(__file__).resolve().parents[1]
-FULL = (2544, 3056)
+FULL = REAL_SIZE
 FIRST_BATCHES = 5
 
 
 def full_size_jpgs(root: Path, count: int) -> list[Path]:
-    """Grey JPGs of MIMIC-CXR-JPG's size: smooth anatomy-like shading, edges and film noise (quality 95)."""
-    rng = np.random.default_rng(0)
-    rows, cols = np.mgrid[0 : FULL[0], 0 : FULL[1]].astype(np.float32)
-    paths = []
-    for number in range(count):
-        centre = (FULL[1] / 2) * (1 + 0.05 * rng.standard_normal())
-        lungs = np.exp(-(((cols - centre * 0.6) / 500) ** 2 + ((rows - 1200) / 900) ** 2))
-        lungs += np.exp(-(((cols - centre * 1.4) / 500) ** 2 + ((rows - 1200) / 900) ** 2))
-        # noise of 2 grey levels: files of about 1.6 MB, as MIMIC-CXR-JPG's 1-2 MB
-        pixels = 0.8 - 0.5 * lungs + 0.1 * np.sin(rows / 37.0) * (lungs > 0.3) + rng.normal(0, 0.008, FULL)
-        path = root / f"full_{number}.jpg"
-        Image.fromarray((np.clip(pixels, 0, 1) * 255).astype(np.uint8)).save(path, quality=95)
-        paths.append(path)
-    return paths
+    """``count`` distinct full-size JPGs from :func:`~monai_mlip.data.synthetic.write_real_size_mimic`."""
+    layout = write_real_size_mimic(root / "layout", studies=count, pool=count)
+    return sorted(layout.glob("_pool/large/*.jpg"))
 
 
 def naive_prepare(source: Path, target: Path, longest_side: int = 512) -> None:
