@@ -36,9 +36,8 @@ from PIL import Image
 
 from benchmarks.common import paired_seconds, parse_args, synthetic_reports, write_results
 from monai_mlip.data import read_cxr
-from monai_mlip.data.manifests.prepared_columns import write_prepared_columns
 from monai_mlip.data.synthetic import REAL_SIZE, write_real_size_mimic
-from monai_mlip.prepare import prepare_image
+from monai_mlip.prepare import prepare_image, write_prepared_columns
 
 REPO = Path(__file__).resolve().parents[1]
 FULL = REAL_SIZE

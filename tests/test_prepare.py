@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from monai_mlip.data import build_mimic_cxr_manifest, build_prepared_manifest, read_cxr
-from monai_mlip.data.manifests.prepared_columns import COLUMNS_NAME
-from monai_mlip.errors import ImageReadError
+from monai_mlip.data.manifests import COLUMNS_NAME
+from monai_mlip.errors import ImageReadError, ReportError
 from monai_mlip.prepare import INDEX_NAME, REPORT_NAME, prepare_image, prepare_mimic_cxr, prepared_sizes
 from monai_mlip.prepare.__main__ import main
 from tests.conftest import write_dicom
@@ -93,21 +93,28 @@ def _same_items(first, second) -> bool:
     "options",
     [{"split": "train"}, {"split": None, "views": None}, {"split": "train", "fraction": 0.5}, {"one_per_study": True}],
 )
-def test_the_column_manifest_equals_the_one_from_the_json_lines(prepared, tmp_path, options):
+def test_the_saved_columns_give_the_manifest_of_the_json_lines(prepared, tmp_path, options):
     _, out, _ = prepared
-    columns = build_prepared_manifest(out, **options)
-    assert type(columns).__name__ == "ColumnManifest"
+    columns = build_prepared_manifest(out, **options)  # from the saved columns
     copy = tmp_path / "no_columns"
     shutil.copytree(out, copy)
     (copy / COLUMNS_NAME).unlink()
-    from_lines = build_prepared_manifest(copy, **options)
-    assert type(from_lines).__name__ == "Manifest"
+    from_lines = build_prepared_manifest(copy, **options)  # from a pass over the JSON lines
+    assert not (copy / COLUMNS_NAME).exists()
     assert _same_items(
         [{**i, "image": Path(i["image"]).name} for i in columns],
         [{**i, "image": Path(i["image"]).name} for i in from_lines],
     )
     assert sorted(columns.report.filtered.items()) == sorted(from_lines.report.filtered.items())
     assert columns.report.kept == len(columns)
+
+
+def test_studies_without_text_in_the_chosen_sections_are_raised_or_skipped(prepared):
+    _, out, _ = prepared
+    with pytest.raises(ReportError, match="no text in the sections"):
+        build_prepared_manifest(out, split=None, sections=("indication",))
+    skipped = build_prepared_manifest(out, split=None, sections=("indication",), on_error="skip")
+    assert len(skipped) == 0 and skipped.report.n_skipped == 4
 
 
 def test_a_stopped_run_continues_without_redoing_finished_images(prepared, tmp_path):

@@ -24,17 +24,18 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
 from monai_mlip.data import build_mimic_cxr_manifest, parse_report
 from monai_mlip.data.manifests.common import BuildReport
 from monai_mlip.data.manifests.mimic import mimic_report_path
-from monai_mlip.data.manifests.prepared_columns import write_prepared_columns
+from monai_mlip.data.manifests.prepared import COLUMNS_NAME, read_prepared_columns
 from monai_mlip.errors import MLIPDataError, ReportError
 from monai_mlip.handlers.io import write_atomic, write_json_atomic
 from monai_mlip.prepare.images import prepare_image
 
-__all__ = ["INDEX_NAME", "REPORT_NAME", "prepare_mimic_cxr"]
+__all__ = ["INDEX_NAME", "REPORT_NAME", "prepare_mimic_cxr", "write_prepared_columns"]
 
 INDEX_NAME = "index.jsonl.gz"
 REPORT_NAME = "prepare_report.json"
@@ -124,10 +125,21 @@ def prepare_mimic_cxr(
         )
     report.kept = sum(len(study["images"]) for study in studies.values())
     write_atomic(out / INDEX_NAME, lambda handle: _write_index(handle, studies.values()), "wb")
-    write_prepared_columns(out)
+    write_prepared_columns(out, sections)
     write_json_atomic(out / REPORT_NAME, {**asdict(report), "longest_side": longest_side, "source": str(dataset_dir)})
     logger.info("prepared %d images of %d studies into %s", report.kept, len(studies), out)
     return report
+
+
+def write_prepared_columns(
+    prepared_dir: str | os.PathLike, sections: Sequence[str] = ("impression", "findings")
+) -> Path:
+    """Save the index as columns (``index_columns.npz``, atomically), so a run loads them instead of parsing
+    every JSON line (:func:`~monai_mlip.data.manifests.prepared.load_prepared_columns`)."""
+    path = Path(prepared_dir) / COLUMNS_NAME
+    columns = read_prepared_columns(prepared_dir, sections)
+    write_atomic(path, lambda handle: np.savez(handle, **columns), "wb")
+    return path
 
 
 def _prepared_path(root: Path, item: dict[str, Any]) -> Path:

@@ -4,13 +4,14 @@ from monai_mlip.data.manifests.chexpert import CHEXPERT_5X200_CLASSES, build_che
 from monai_mlip.data.manifests.common import BuildReport, Manifest, read_csv_rows, sample_fraction, split_by_key
 from monai_mlip.data.manifests.mimic import CHEXPERT_LABELS, MIMIC_SPLITS, build_mimic_cxr_manifest
 from monai_mlip.data.manifests.ms_cxr import attach_reports, build_ms_cxr_manifest
-from monai_mlip.data.manifests.prepared import PREPARED_INDEX, build_prepared_manifest
+from monai_mlip.data.manifests.prepared import COLUMNS_NAME, PREPARED_INDEX, build_prepared_manifest
 from monai_mlip.data.manifests.rsna import RSNA_SPLITS, build_rsna_manifest, parse_rsna_patient, read_rsna_label_rows
 from monai_mlip.data.manifests.siim import SIIM_SPLITS, build_siim_manifest, find_dicom_files, read_siim_rle
 
 __all__ = [
     "CHEXPERT_5X200_CLASSES",
     "CHEXPERT_LABELS",
+    "COLUMNS_NAME",
     "MIMIC_SPLITS",
     "PREPARED_INDEX",
     "RSNA_SPLITS",
