@@ -31,6 +31,7 @@ __all__ = [
     "grounding_sentences",
     "parse_report",
     "read_report",
+    "read_report_sections",
     "report_text",
     "split_sentences",
     "tokenize_sentences",
@@ -317,13 +318,11 @@ def grounding_sentences(sentences: Sequence[str], phrase: str) -> list[str]:
     return [phrase, *(s for s in sentences if key not in _words(s) and _words(s) not in key)]
 
 
-def read_report(
-    path: str | os.PathLike, use: Sequence[str] = ("impression", "findings"), fallback: str | None = "last_paragraph"
-) -> str:
-    """Read a report file (UTF-8) and return the cleaned text of the chosen sections.
+def read_report_sections(path: str | os.PathLike) -> dict[str, str]:
+    """Read a report file (UTF-8) and split it into sections (:func:`parse_report`).
 
     Raises:
-        ReportError: the file is missing, not UTF-8, empty, or has no usable section.
+        ReportError: the file is missing, not UTF-8, empty or binary.
     """
     path = Path(path)
     try:
@@ -340,7 +339,18 @@ def read_report(
         raise ReportError(path, "the report is empty")
     if "\x00" in text:
         raise ReportError(path, f"binary data, not a text report (NUL byte at offset {text.index(chr(0))})")
-    return report_text(parse_report(text), use=use, fallback=fallback, item=path)
+    return parse_report(text)
+
+
+def read_report(
+    path: str | os.PathLike, use: Sequence[str] = ("impression", "findings"), fallback: str | None = "last_paragraph"
+) -> str:
+    """Read a report file (UTF-8) and return the cleaned text of the chosen sections.
+
+    Raises:
+        ReportError: the file is missing, not UTF-8, empty, or has no usable section.
+    """
+    return report_text(read_report_sections(path), use=use, fallback=fallback, item=path)
 
 
 def tokenize_sentences(

@@ -27,11 +27,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from monai_mlip.data import build_mimic_cxr_manifest, parse_report
+from monai_mlip.data import build_mimic_cxr_manifest
 from monai_mlip.data.manifests.common import BuildReport
-from monai_mlip.data.manifests.mimic import mimic_report_path
 from monai_mlip.data.manifests.prepared import COLUMNS_NAME, read_prepared_columns
-from monai_mlip.errors import MLIPDataError, ReportError
+from monai_mlip.errors import MLIPDataError
 from monai_mlip.handlers.io import write_atomic, write_json_atomic
 from monai_mlip.prepare.images import prepare_image
 
@@ -99,13 +98,13 @@ def prepare_mimic_cxr(
         views=views,
         sections=sections,
         on_error=on_error,
+        with_sections=True,
     )
     report = manifest.report
     jobs = [(item["image"], str(_prepared_path(out, item)), longest_side) for item in manifest]
     workers = (os.cpu_count() or 1) if num_workers is None else num_workers
     results = list(tqdm(_parallel(jobs, workers), total=len(jobs), desc="prepare", disable=not progress))
     studies: dict[str, dict[str, Any]] = {}
-    reports_root = Path(reports_dir) if reports_dir is not None else Path(dataset_dir)
     for item, result in zip(manifest, results, strict=True):
         if isinstance(result, MLIPDataError):
             if on_error == "raise":
@@ -114,7 +113,7 @@ def prepare_mimic_cxr(
             continue
         study = studies.get(item["study_id"])
         if study is None:
-            study = studies[item["study_id"]] = _study_record(item, reports_root, sections)
+            study = studies[item["study_id"]] = _study_record(item, sections)
         study["images"].append(
             {
                 "dicom_id": item["dicom_id"],
@@ -147,19 +146,14 @@ def _prepared_path(root: Path, item: dict[str, Any]) -> Path:
     return root / "files" / f"p{subject[:2]}" / f"p{subject}" / f"s{study}" / f"{item['dicom_id']}.png"
 
 
-def _study_record(item: dict[str, Any], reports_root: Path, sections: Sequence[str]) -> dict[str, Any]:
-    path = mimic_report_path(reports_root, item["subject_id"], item["study_id"])
-    try:
-        parsed = parse_report(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as err:  # the manifest read it a moment ago
-        raise ReportError(path, f"cannot read the report again ({err})") from err
+def _study_record(item: dict[str, Any], sections: Sequence[str]) -> dict[str, Any]:
     labels = item.get("labels")
     return {
         "subject_id": item["subject_id"],
         "study_id": item["study_id"],
         "split": item["split"],
         "labels": None if labels is None else [None if math.isnan(v) else float(v) for v in labels.tolist()],
-        "sections": parsed,
+        "sections": item["sections"],
         "report": {"sections": list(sections), "text": item["report"]},
         "images": [],
     }

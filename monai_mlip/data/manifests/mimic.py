@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from monai_mlip.data.manifests.common import BuildReport, ErrorPolicy, Manifest, OnError, read_csv_rows, sample_fraction
-from monai_mlip.data.reports import read_report
+from monai_mlip.data.reports import read_report_sections, report_text
 from monai_mlip.errors import ImageReadError, ManifestError, MLIPDataError, ReportError
 
 __all__ = ["CHEXPERT_LABELS", "MIMIC_SPLITS", "build_mimic_cxr_manifest", "mimic_image_path", "mimic_report_path"]
@@ -133,14 +133,17 @@ def select_mimic_rows(
     return selected
 
 
-def _study_report(path: Path, sections: Sequence[str], policy: ErrorPolicy) -> str | MLIPDataError:
-    """The report text of a study, or (under ``on_error="skip"``) the error that makes it unusable; a missing
-    report file is also counted as a missing file."""
+def _study_report(
+    path: Path, sections: Sequence[str], policy: ErrorPolicy
+) -> tuple[str, dict[str, str]] | MLIPDataError:
+    """The report text of a study and its parsed sections, or (under ``on_error="skip"``) the error that
+    makes it unusable; a missing report file is also counted as a missing file."""
     if not path.is_file():
         policy.missing("report file", path, ReportError)
         return ReportError(path, "report file not found")
     try:
-        return read_report(path, use=sections)
+        parsed = read_report_sections(path)
+        return report_text(parsed, use=sections, item=path), parsed
     except MLIPDataError as error:
         if policy.on_error == "raise":
             raise
@@ -171,6 +174,7 @@ def build_mimic_cxr_manifest(
     fraction: float = 1.0,
     seed: int = 0,
     on_error: OnError = "raise",
+    with_sections: bool = False,
 ) -> Manifest:
     """Image-report items of MIMIC-CXR(-JPG).
 
@@ -187,11 +191,12 @@ def build_mimic_cxr_manifest(
         fraction: keep this fraction of the studies (seeded), for data-efficiency runs.
         seed: the fraction's seed.
         on_error: ``raise`` on a missing file or bad report, or ``skip`` it and count it in ``Manifest.report``.
+        with_sections: also give each item its report's parsed ``sections`` (:func:`~monai_mlip.data.parse_report`).
 
     Returns:
         A :class:`Manifest` of dicts: ``image`` (path), ``report`` (text), ``subject_id``, ``study_id``,
-        ``dicom_id``, ``view``, ``split`` and, with labels, ``labels`` (float32 ``[14]`` in
-        :data:`CHEXPERT_LABELS` order: 1, 0, -1 uncertain, NaN unmentioned).
+        ``dicom_id``, ``view``, ``split``, with labels ``labels`` (float32 ``[14]`` in
+        :data:`CHEXPERT_LABELS` order: 1, 0, -1 uncertain, NaN unmentioned) and with sections ``sections``.
     """
     root = Path(dataset_dir)
     reports_root = Path(reports_dir) if reports_dir is not None else root
@@ -224,7 +229,7 @@ def build_mimic_cxr_manifest(
 
     rows = select_mimic_rows(split_rows, views_of, wanted, views, one_per_study, fraction, seed, report)
     suffix = _image_suffix(root, image_format, rows[0] if rows else None)
-    texts: dict[str, str | MLIPDataError] = {}
+    texts: dict[str, tuple[str, dict[str, str]] | MLIPDataError] = {}
     items: list[dict[str, Any]] = []
     for row in rows:
         subject, study, dicom = row["subject_id"], row["study_id"], row["dicom_id"]
@@ -239,9 +244,10 @@ def build_mimic_cxr_manifest(
             error = texts[study]
             report.skip(MLIPDataError(f"{image} (report {error.item})", f"its study's report: {error.reason}"))
             continue
+        text, parsed = texts[study]
         item = {
             "image": str(image),
-            "report": texts[study],
+            "report": text,
             "subject_id": subject,
             "study_id": study,
             "dicom_id": dicom,
@@ -251,5 +257,7 @@ def build_mimic_cxr_manifest(
         if labels:
             key = (subject, study)
             item["labels"] = labels.get(key, np.full(len(CHEXPERT_LABELS), np.nan, dtype=np.float32))
+        if with_sections:
+            item["sections"] = parsed
         items.append(item)
     return Manifest(items, report)
