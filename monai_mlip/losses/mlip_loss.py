@@ -85,9 +85,9 @@ class MLIPLoss(nn.Module):
         self.sie_local = str2bool(sie_local)
         self.sie_weight_range = tuple(sie_weight_range)
         relative_weights(torch.ones(1), self.sie_weight_range)  # validates the range
-        if str2bool(sie_patch_marginal) and not self.use_sie:
-            raise ValueError("sie_patch_marginal needs use_sie: the patch marginal comes from the SIE's phi")
         self.sie_patch_marginal = str2bool(sie_patch_marginal)
+        if self.sie_patch_marginal and not self.use_sie:
+            raise ValueError("sie_patch_marginal needs use_sie: the patch marginal comes from the SIE's phi")
         self.ot_epsilon = ot_epsilon
         self.ot_max_iter = ot_max_iter
         self.ot_tol = ot_tol
