@@ -137,6 +137,34 @@ def test_the_real_data_presets_point_the_bundles_at_a_dataset_folder(tmp_path, p
         assert len(workflow.parser.get_parsed_content("train_manifest")) > 0
 
 
+@pytest.mark.parametrize("preset", ["rsna", "siim"])
+def test_the_prepared_presets_read_a_prepared_set_without_caching_it(tmp_path, preset, pretrained_models_dir):
+    """``configs/data/<dataset>_prepared.json`` on a set written by ``python -m monai_mlip.prepare``: the same
+    manifests, PNG images decoded at load time, nothing cached."""
+    from monai_mlip.prepare import prepare_rsna, prepare_siim
+
+    source = synthetic_dataset(preset, n=30, seed=1, image_size=96, root=tmp_path)
+    prepared = tmp_path / "prepared"
+    (prepare_rsna if preset == "rsna" else prepare_siim)(source, prepared, 48, num_workers=0, progress=False)
+    for task in ("classification", "segmentation"):
+        configs = next((REPO / "bundles").glob(f"{preset}_*_{task}")) / "configs"
+        overrides = {"dataset_dir": str(prepared), "pretrained_dir": str(pretrained_models_dir)}
+        workflow = bundle_workflow(
+            configs,
+            ["train.json", str(REPO / "configs" / "data" / f"{preset}_prepared.json")],
+            tmp_path / task,
+            **overrides,
+        )
+        dataset = workflow.parser.get_parsed_content("train#dataset")
+        assert dataset.cache_num == 0 and len(dataset) > 0
+        assert dataset.data[0]["image"].endswith(".png")
+        item = dataset[0]
+        size = workflow.parser.get_parsed_content("image_size")
+        assert tuple(item["image"].shape[-2:]) == (size, size)
+        if task == "segmentation":
+            assert item["label"].shape[-2:] == item["image"].shape[-2:]
+
+
 def test_the_caches_hold_preprocessed_images(tmp_path, case, dataset_dir, pretrained_models_dir):
     """``CacheDataset`` caches up to the first random transform: a nested ``Compose`` would be one, leaving
     full-resolution images in memory (tens of GB on real RSNA/SIIM); the configs flatten the pipelines."""

@@ -12,10 +12,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from monai_mlip.data import build_mimic_cxr_manifest, build_prepared_manifest, read_cxr
+from monai_mlip.data import (
+    BoxesToMaskd,
+    LoadCXRd,
+    build_mimic_cxr_manifest,
+    build_ms_cxr_manifest,
+    build_prepared_manifest,
+    read_cxr,
+)
 from monai_mlip.data.manifests import COLUMNS_NAME
+from monai_mlip.data.manifests import PREPARED_INDEX as INDEX_NAME
+from monai_mlip.data.manifests import PREPARED_REPORT as REPORT_NAME
+from monai_mlip.data.synthetic.layouts import MS_CXR_FILE
 from monai_mlip.errors import ImageReadError, ReportError
-from monai_mlip.prepare import INDEX_NAME, REPORT_NAME, prepare_image, prepare_mimic_cxr, prepared_sizes
+from monai_mlip.prepare import prepare_image, prepare_mimic_cxr, prepared_sizes, resize_mask
 from monai_mlip.prepare.__main__ import main
 from tests.conftest import write_dicom
 
@@ -178,3 +188,18 @@ def test_the_real_size_synthetic_layout_links_a_small_pool_and_prepares(tmp_path
     report = prepare_mimic_cxr(root, tmp_path / "prepared", num_workers=0, progress=False)
     assert report.kept == 12
     assert {item["original_size"] for item in build_prepared_manifest(tmp_path / "prepared", split=None)} == {REAL_SIZE}
+    # MS-CXR boxes: in the full-size pixels, and on the same region of the prepared PNG as of the full JPG
+    csv_path = root / MS_CXR_FILE
+    full = build_ms_cxr_manifest(csv_path, root, image_suffix="jpg")
+    small = {
+        (i["dicom_id"], i["phrase"]): i
+        for i in build_ms_cxr_manifest(csv_path, tmp_path / "prepared", image_suffix="png")
+    }
+    assert len(full) == len(small) > 0
+    to_mask = BoxesToMaskd("boxes", mask_key="mask", id_key="dicom_id", source_size_key="image_size")
+    for item in full[:3]:
+        prepared = to_mask(LoadCXRd("image")(small[item["dicom_id"], item["phrase"]]))["mask"][0].numpy()
+        original = to_mask(LoadCXRd("image")(item))["mask"][0].numpy()
+        assert item["image_size"] == REAL_SIZE and prepared.shape == (426, 512)
+        expected = resize_mask(original, prepared.shape)
+        assert (prepared & expected).sum() / (prepared | expected).sum() > 0.9

@@ -25,7 +25,7 @@ from PIL import Image, PngImagePlugin
 from monai_mlip.data import read_cxr
 from monai_mlip.errors import ImageReadError
 
-__all__ = ["ORIGINAL_SIZE_KEY", "prepare_image", "prepared_sizes"]
+__all__ = ["ORIGINAL_SIZE_KEY", "prepare_image", "prepared_sizes", "resize_job", "resize_mask"]
 
 ORIGINAL_SIZE_KEY = "original_size"
 _JPEG_SUFFIXES = (".jpg", ".jpeg")
@@ -108,3 +108,27 @@ def prepared_sizes(path: str | os.PathLike) -> dict[str, list[int]]:
     if len(original) != 2 or math.prod(original) <= 0:
         raise ImageReadError(path, f"bad {ORIGINAL_SIZE_KEY!r} {text!r}")
     return {"original_size": original, "size": size}
+
+
+def resize_job(job: tuple[str | os.PathLike, str | os.PathLike, int]) -> dict[str, list[int]]:
+    """:func:`prepare_image` of one ``(source, target, longest_side)`` job (a worker for
+    :func:`~monai_mlip.prepare.common.run_jobs`)."""
+    return prepare_image(*job)
+
+
+def resize_mask(mask: np.ndarray, size: tuple[int, int] | list[int]) -> np.ndarray:
+    """Resize a binary ``[H, W]`` mask to ``size`` ``(h, w)`` as the images are resized (area averaging).
+
+    A prepared pixel is in the mask when at least half of its area was; a mask that would vanish that way
+    (a lesion smaller than the new pixels) keeps every pixel it touches instead, so a positive image
+    never becomes an empty mask.
+
+    Returns:
+        uint8 ``[h, w]`` of 0 and 1.
+    """
+    height, width = int(size[0]), int(size[1])
+    area = np.asarray(Image.fromarray(np.asarray(mask, dtype=np.float32)).resize((width, height), Image.Resampling.BOX))
+    resized = area >= 0.5
+    if not resized.any() and np.any(mask):
+        resized = area > 0
+    return resized.astype(np.uint8)

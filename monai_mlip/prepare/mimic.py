@@ -15,47 +15,22 @@ from __future__ import annotations
 
 import gzip
 import json
-import logging
 import math
 import os
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from monai_mlip.data import build_mimic_cxr_manifest
-from monai_mlip.data.manifests.common import BuildReport
-from monai_mlip.data.manifests.prepared import COLUMNS_NAME, read_prepared_columns
-from monai_mlip.errors import MLIPDataError
-from monai_mlip.handlers.io import write_atomic, write_json_atomic
-from monai_mlip.prepare.images import prepare_image
+from monai_mlip.data.manifests.common import BuildReport, ErrorPolicy
+from monai_mlip.data.manifests.prepared import COLUMNS_NAME, PREPARED_INDEX, read_prepared_columns
+from monai_mlip.handlers.io import write_atomic
+from monai_mlip.prepare.common import accept, run_jobs, write_prepare_report
+from monai_mlip.prepare.images import resize_job
 
-__all__ = ["INDEX_NAME", "REPORT_NAME", "prepare_mimic_cxr", "write_prepared_columns"]
-
-INDEX_NAME = "index.jsonl.gz"
-REPORT_NAME = "prepare_report.json"
-logger = logging.getLogger("monai_mlip.prepare")
-
-
-def _prepare_one(job: tuple[str, str, int]) -> dict[str, Any] | MLIPDataError:
-    """Worker: one image; a data error is returned (picklable), not raised, so the pool goes on."""
-    source, target, longest_side = job
-    try:
-        return prepare_image(source, target, longest_side)
-    except MLIPDataError as error:
-        return error
-
-
-def _parallel(jobs: list[tuple[str, str, int]], num_workers: int) -> Iterator[dict[str, Any] | MLIPDataError]:
-    if num_workers <= 1:
-        yield from map(_prepare_one, jobs)
-        return
-    with ProcessPoolExecutor(num_workers) as pool:
-        yield from pool.map(_prepare_one, jobs, chunksize=max(1, min(64, len(jobs) // (8 * num_workers))))
+__all__ = ["prepare_mimic_cxr", "write_prepared_columns"]
 
 
 def prepare_mimic_cxr(
@@ -101,15 +76,12 @@ def prepare_mimic_cxr(
         with_sections=True,
     )
     report = manifest.report
-    jobs = [(item["image"], str(_prepared_path(out, item)), longest_side) for item in manifest]
-    workers = (os.cpu_count() or 1) if num_workers is None else num_workers
-    results = list(tqdm(_parallel(jobs, workers), total=len(jobs), desc="prepare", disable=not progress))
+    policy = ErrorPolicy(on_error, report)
+    jobs = [(item["image"], _prepared_path(out, item), longest_side) for item in manifest]
+    results = run_jobs(resize_job, jobs, num_workers, progress, desc="prepare MIMIC-CXR")
     studies: dict[str, dict[str, Any]] = {}
     for item, result in zip(manifest, results, strict=True):
-        if isinstance(result, MLIPDataError):
-            if on_error == "raise":
-                raise result
-            report.skip(result)
+        if not accept(result, policy):
             continue
         study = studies.get(item["study_id"])
         if study is None:
@@ -123,10 +95,9 @@ def prepare_mimic_cxr(
             }
         )
     report.kept = sum(len(study["images"]) for study in studies.values())
-    write_atomic(out / INDEX_NAME, lambda handle: _write_index(handle, studies.values()), "wb")
+    write_atomic(out / PREPARED_INDEX, lambda handle: _write_index(handle, studies.values()), "wb")
     write_prepared_columns(out, sections)
-    write_json_atomic(out / REPORT_NAME, {**asdict(report), "longest_side": longest_side, "source": str(dataset_dir)})
-    logger.info("prepared %d images of %d studies into %s", report.kept, len(studies), out)
+    write_prepare_report(out, report, longest_side, dataset_dir)
     return report
 
 

@@ -18,9 +18,11 @@ import numpy as np
 from monai_mlip.errors import ManifestError, MLIPDataError
 
 __all__ = [
+    "PREPARED_REPORT",
     "BuildReport",
     "Manifest",
     "OnError",
+    "is_prepared",
     "read_csv_rows",
     "sample_fraction",
     "split_by_key",
@@ -30,6 +32,12 @@ logger = logging.getLogger("monai_mlip.data")
 
 OnError = Literal["raise", "skip"]
 _EXAMPLES_KEPT = 5
+PREPARED_REPORT = "prepare_report.json"  # written last by monai_mlip.prepare: its presence marks a finished set
+
+
+def is_prepared(root: str | os.PathLike) -> bool:
+    """Whether ``root`` is a set written by :mod:`monai_mlip.prepare` (PNG images in the native layout)."""
+    return (Path(root) / PREPARED_REPORT).is_file()
 
 
 @dataclass

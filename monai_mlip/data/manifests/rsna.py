@@ -3,6 +3,8 @@
 Layout: ``stage_2_train_images/<patientId>.dcm`` (1024 x 1024), ``stage_2_train_labels.csv``
 (``patientId,x,y,width,height,Target``: one row per box, an empty box for ``Target`` 0) and optionally
 ``stage_2_detailed_class_info.csv`` (``patientId,class``). Splits are 70/15/15 by patient (MGCA, GLoRIA).
+A prepared set (:func:`~monai_mlip.prepare.prepare_rsna`) has the same layout with ``<patientId>.png`` images
+and boxes in their pixels, and is read the same way (it is recognised by its ``prepare_report.json``).
 """
 
 from __future__ import annotations
@@ -20,15 +22,28 @@ from monai_mlip.data.manifests.common import (
     ErrorPolicy,
     Manifest,
     OnError,
+    is_prepared,
     read_csv_rows,
     sample_fraction,
     split_by_key,
 )
 from monai_mlip.errors import BoxError, ImageReadError, ManifestError
 
-__all__ = ["RSNA_SPLITS", "build_rsna_manifest", "parse_rsna_patient", "read_rsna_label_rows"]
+__all__ = [
+    "RSNA_CLASSES",
+    "RSNA_IMAGES",
+    "RSNA_LABELS",
+    "RSNA_SPLITS",
+    "build_rsna_manifest",
+    "parse_rsna_patient",
+    "read_rsna_items",
+    "read_rsna_label_rows",
+]
 
 RSNA_SPLITS = ("train", "valid", "test")
+RSNA_IMAGES = "stage_2_train_images"
+RSNA_LABELS = "stage_2_train_labels.csv"
+RSNA_CLASSES = "stage_2_detailed_class_info.csv"
 _LABEL_COLUMNS = ("patientId", "x", "y", "width", "height", "Target")
 
 
@@ -80,6 +95,34 @@ def parse_rsna_patient(patient_id: str, rows: Sequence[dict[str, str]]) -> tuple
     return target, np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
 
 
+def read_rsna_items(root: Path, policy: ErrorPolicy) -> list[dict[str, Any]]:
+    """Every patient of the label file with its parsed label and boxes (no image path yet).
+
+    Returns:
+        Dicts with ``patient_id``, ``label``, ``boxes`` and, when the detailed class file exists,
+        ``class_name``; bad rows and patients go to ``policy``, the counts to ``policy.report.found``.
+    """
+    grouped = read_rsna_label_rows(root / RSNA_LABELS, on_bad_row=policy.reject)
+    class_path = root / RSNA_CLASSES
+    classes = (
+        {row["patientId"]: row["class"] for row in read_csv_rows(class_path, ("patientId", "class"), policy.reject)}
+        if class_path.is_file()
+        else {}
+    )
+    policy.report.found = {"patients": len(grouped), "label rows": sum(len(rows) for rows in grouped.values())}
+    items: list[dict[str, Any]] = []
+    for patient_id, rows in grouped.items():
+        parsed = policy.attempt(lambda patient_id=patient_id, rows=rows: parse_rsna_patient(patient_id, rows))
+        if parsed is None:
+            continue
+        target, boxes = parsed
+        item = {"patient_id": patient_id, "label": target, "boxes": boxes}
+        if patient_id in classes:
+            item["class_name"] = classes[patient_id]
+        items.append(item)
+    return items
+
+
 def build_rsna_manifest(
     dataset_dir: str | os.PathLike,
     split: str = "train",
@@ -110,25 +153,7 @@ def build_rsna_manifest(
     root = Path(dataset_dir)
     report = BuildReport("RSNA Pneumonia")
     policy = ErrorPolicy(on_error, report)
-    grouped = read_rsna_label_rows(root / "stage_2_train_labels.csv", on_bad_row=policy.reject)
-    class_path = root / "stage_2_detailed_class_info.csv"
-    classes = (
-        {row["patientId"]: row["class"] for row in read_csv_rows(class_path, ("patientId", "class"), policy.reject)}
-        if class_path.is_file()
-        else {}
-    )
-    report.found = {"patients": len(grouped), "label rows": sum(len(rows) for rows in grouped.values())}
-
-    items: list[dict[str, Any]] = []
-    for patient_id, rows in grouped.items():
-        parsed = policy.attempt(lambda patient_id=patient_id, rows=rows: parse_rsna_patient(patient_id, rows))
-        if parsed is None:
-            continue
-        target, boxes = parsed
-        item = {"patient_id": patient_id, "label": target, "boxes": boxes}
-        if patient_id in classes:
-            item["class_name"] = classes[patient_id]
-        items.append(item)
+    items = read_rsna_items(root, policy)
     if split != "all":
         groups = split_by_key(items, "patient_id", ratios, RSNA_SPLITS, split_seed)
         report.filter("other splits", len(items) - len(groups[split]))
@@ -138,9 +163,10 @@ def build_rsna_manifest(
         report.filter(f"fraction {fraction}", len(items) - len(kept))
         items = kept
 
+    suffix = ".png" if is_prepared(root) else ".dcm"
     manifest = []
     for item in items:
-        image = root / "stage_2_train_images" / f"{item['patient_id']}.dcm"
+        image = root / RSNA_IMAGES / f"{item['patient_id']}{suffix}"
         if not image.is_file():
             policy.missing("image file", image, ImageReadError)
             continue

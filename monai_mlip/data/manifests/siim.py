@@ -3,7 +3,9 @@
 Layout: ``dicom-images-train/<StudyUID>/<SeriesUID>/<ImageId>.dcm`` and ``train-rle.csv`` with the header
 ``ImageId, EncodedPixels`` (note the spaces; values also start with a space, an empty mask is `` -1``).
 An image with several pneumothoraces has several rows: its mask is their union. Splits are by ImageId
-(MGCA split by CSV row, which leaks images with several rows across splits).
+(MGCA split by CSV row, which leaks images with several rows across splits). A prepared set
+(:func:`~monai_mlip.prepare.prepare_siim`) has the same layout with ``<ImageId>.png`` images, one RLE row per
+image in their pixels and their ``image_height`` and ``image_width``, and is read the same way.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from monai_mlip.data.manifests.common import (
     ErrorPolicy,
     Manifest,
     OnError,
+    is_prepared,
     read_csv_rows,
     sample_fraction,
     split_by_key,
@@ -27,9 +30,10 @@ from monai_mlip.data.manifests.common import (
 from monai_mlip.data.masks import rle_decode
 from monai_mlip.errors import ImageReadError, ManifestError, RLEError
 
-__all__ = ["SIIM_SPLITS", "build_siim_manifest", "find_dicom_files", "read_siim_rle"]
+__all__ = ["SIIM_SPLITS", "build_siim_manifest", "find_image_files", "read_siim_rle", "read_siim_sizes"]
 
 SIIM_SPLITS = ("train", "valid", "test")
+SIZE_COLUMNS = ("image_height", "image_width")  # a prepared set's RLE file: the prepared image's size per ImageId
 
 
 def read_siim_rle(
@@ -45,15 +49,24 @@ def read_siim_rle(
     return rles
 
 
-def find_dicom_files(root: str | os.PathLike) -> tuple[dict[str, Path], list[Path]]:
-    """Find ``*.dcm`` files under nested folders.
+def read_siim_sizes(path: str | os.PathLike) -> dict[str, tuple[int, int]]:
+    """``ImageId -> (H, W)`` from a prepared RLE file's size columns (images that were not prepared have none)."""
+    return {
+        row["ImageId"]: (int(row["image_height"]), int(row["image_width"]))
+        for row in read_csv_rows(path, required=("ImageId", *SIZE_COLUMNS))
+        if row["image_height"] and row["image_width"]
+    }
+
+
+def find_image_files(root: str | os.PathLike, suffix: str = ".dcm") -> tuple[dict[str, Path], list[Path]]:
+    """Find ``*<suffix>`` files under nested folders.
 
     Returns:
         ``(by_stem, duplicates)``: file stem (the ImageId) to path, and the paths of stems seen twice.
     """
     by_stem: dict[str, Path] = {}
     duplicates = []
-    for path in sorted(Path(root).rglob("*.dcm")):
+    for path in sorted(Path(root).rglob(f"*{suffix}")):
         if path.stem in by_stem:
             duplicates.append(path)
         else:
@@ -98,7 +111,8 @@ def build_siim_manifest(
         balance_train: for ``train``, keep every positive and as many negatives (MGCA's training set).
         image_shape: ``(H, W)`` the RLE rows are checked against (every row is decoded once here, so a
             malformed row fails the build, not an epoch hours later); ``None`` checks only the syntax, and
-            :class:`~monai_mlip.data.RLEToMaskd` checks the extent against each loaded image.
+            :class:`~monai_mlip.data.RLEToMaskd` checks the extent against each loaded image. A prepared
+            set checks each row against its image's recorded size instead.
         images_subdir: the nested DICOM folder.
         rle_file: the RLE CSV.
         on_error: ``raise`` on a missing image or malformed RLE, or ``skip`` and count them.
@@ -113,7 +127,9 @@ def build_siim_manifest(
     report = BuildReport("SIIM-ACR Pneumothorax")
     policy = ErrorPolicy(on_error, report)
     rles = read_siim_rle(root / rle_file, on_bad_row=policy.reject)
-    files, duplicates = find_dicom_files(root / images_subdir)
+    prepared = is_prepared(root)
+    shapes = read_siim_sizes(root / rle_file) if prepared else dict.fromkeys(rles, image_shape)
+    files, duplicates = find_image_files(root / images_subdir, ".png" if prepared else ".dcm")
     for path in duplicates:
         report.miss("unique image file (duplicate ImageId on disk)", path)
     report.found = {"images in the RLE file": len(rles), "DICOM files": len(files)}
@@ -122,7 +138,8 @@ def build_siim_manifest(
 
     items: list[dict[str, Any]] = []
     for image_id, runs in rles.items():
-        if policy.attempt(lambda image_id=image_id, runs=runs: _check_rle(image_id, runs, image_shape)) is None:
+        shape = shapes.get(image_id)
+        if policy.attempt(lambda image_id=image_id, runs=runs, shape=shape: _check_rle(image_id, runs, shape)) is None:
             continue
         items.append({"image_id": image_id, "label": int(bool(runs)), "rle": "\n".join(runs)})
     if split != "all":
