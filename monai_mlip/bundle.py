@@ -8,9 +8,11 @@ would take for a finished one.
 
 from __future__ import annotations
 
+import ast
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -23,6 +25,7 @@ __all__ = [
     "ensure_text_model",
     "load_pretrained",
     "prepare_once",
+    "pretrained_models_dir",
     "rank_zero_first",
     "run_bundle",
     "save_model_config",
@@ -34,14 +37,55 @@ logger = logging.getLogger("monai_mlip")
 T = TypeVar("T")
 
 
+def _command_line_bundle(argv: Sequence[str]) -> Path | None:
+    """The bundle folder of the first ``--config_file`` of a ``python -m monai.bundle run`` command line."""
+    value = None
+    for position, argument in enumerate(argv):
+        if argument == "--config_file" and position + 1 < len(argv):
+            value = argv[position + 1]
+        elif argument.startswith("--config_file="):
+            value = argument.split("=", 1)[1]
+        if value is not None:
+            break
+    if not value:
+        return None
+    try:
+        files = ast.literal_eval(value) if value.lstrip().startswith(("[", "(")) else value
+    except (ValueError, SyntaxError):
+        return None
+    first = Path(str(files[0] if isinstance(files, (list, tuple)) and files else files))
+    configs = first.expanduser().resolve().parent
+    if configs.name == "configs" and (configs / "metadata.json").is_file():
+        return configs.parent
+    return None
+
+
 def bundle_root(name: str) -> str:
-    """The folder of bundle ``name``: ``bundles/<name>`` under the working directory when run from the repository
-    root; ``../<name>`` when run from inside a bundle beside it (the model-zoo way: a downstream bundle finds
-    ``mlip_pretrain``); else the working directory itself (run from inside the bundle ``name``)."""
+    """The folder of the bundle ``name`` that this run reads its configs from.
+
+    Resolved from the bundle, as model-zoo bundles are, so a bundle copied or unzipped anywhere runs from
+    any working directory: the folder above the ``configs`` folder of the first ``--config_file`` of the
+    ``python -m monai.bundle run`` command line. Without one (a config read from Python, which should pass
+    ``bundle_root`` itself): ``bundles/<name>`` under the working directory, ``../<name>`` beside it, else
+    the working directory. ``--bundle_root`` on the command line overrides all of this.
+    """
+    folder = _command_line_bundle(sys.argv)
+    if folder is not None:
+        return str(folder)
     for candidate in (Path("bundles") / name, Path("..") / name):
         if (candidate / "configs").is_dir():
             return str(candidate.resolve())
     return str(Path.cwd())
+
+
+def pretrained_models_dir(bundle_root: str | os.PathLike) -> str:
+    """Where a downstream bundle looks for the pre-trained encoder by default: ``mlip_pretrain/models``
+    beside the bundle (the model-zoo layout of bundles in one folder), else under ``bundles/`` of the working
+    directory. Pass ``--pretrained_dir`` to use any other run's ``models`` folder."""
+    beside = Path(bundle_root).resolve().parent / "mlip_pretrain" / "models"
+    if beside.is_dir():
+        return str(beside)
+    return str((Path("bundles") / "mlip_pretrain" / "models").resolve())
 
 
 def bundle_workflow(

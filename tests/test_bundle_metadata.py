@@ -3,6 +3,10 @@ a downstream bundle's metadata names the bundle and the dataset its shared confi
 
 from __future__ import annotations
 
+import os
+import runpy
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,12 +34,10 @@ def test_metadata_is_valid(bundle):
 @pytest.mark.parametrize("bundle", DOWNSTREAM, ids=lambda path: path.name)
 def test_a_downstream_bundle_runs_its_shared_configs_as_itself(bundle, monkeypatch):
     """The README's way (``--config_file bundles/<name>/configs/train.json`` from the repository root, no
-    meta file): MONAI reads the metadata beside the linked config, which names this bundle and its dataset."""
+    meta file): MONAI reads the metadata beside the shared config's copy, which names this bundle and its dataset."""
     from monai_mlip.downstream import DATASETS
 
     monkeypatch.chdir(REPO)
-    for name in ("train.json", "evaluate.json", "inference.json"):
-        assert (bundle / "configs" / name).resolve().parent == REPO / "configs" / "downstream"
     workflow = ConfigWorkflow(config_file=f"bundles/{bundle.name}/configs/train.json", workflow_type="train")
     meta = workflow.parser["_meta_"]
     assert meta["downstream"]["bundle"] == bundle.name and meta["downstream"]["dataset"] in DATASETS
@@ -64,9 +66,45 @@ def test_what_monai_label_builds_from_inference_json_leaves_the_dataset_alone(bu
 def test_bundle_roots_from_the_repository_and_from_inside_a_bundle(monkeypatch):
     from monai_mlip.bundle import bundle_root
 
+    monkeypatch.setattr(sys, "argv", ["python"])  # no command line to read: the working directory decides
     monkeypatch.chdir(REPO)
     assert bundle_root("mlip_pretrain") == str(REPO / "bundles" / "mlip_pretrain")
     inside = REPO / "bundles" / "rsna_pneumonia_classification"
     monkeypatch.chdir(inside)
     assert bundle_root("rsna_pneumonia_classification") == str(inside)
-    assert bundle_root("mlip_pretrain") == str(REPO / "bundles" / "mlip_pretrain")  # its pre-trained encoder
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--config_file", "{configs}/train.json"],
+        ["--config_file", "['{configs}/train.json', '/elsewhere/data.json']"],
+        ["--config_file={configs}/inference.json", "--dataset_dir", "/data"],
+    ],
+)
+def test_a_copied_bundle_resolves_its_root_from_its_configs_in_any_working_directory(tmp_path, monkeypatch, argv):
+    from monai_mlip.bundle import bundle_root, pretrained_models_dir
+
+    copy = tmp_path / "zoo" / "rsna_pneumonia_classification"
+    shutil.copytree(REPO / "bundles" / "rsna_pneumonia_classification", copy)
+    (tmp_path / "zoo" / "mlip_pretrain" / "models").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    relative = os.path.relpath(copy / "configs", elsewhere)
+    monkeypatch.setattr(sys, "argv", ["monai.bundle", "run", *(a.format(configs=relative) for a in argv)])
+    assert bundle_root("rsna_pneumonia_classification") == str(copy)
+    assert pretrained_models_dir(copy) == str(tmp_path / "zoo" / "mlip_pretrain" / "models")  # beside it
+
+
+def test_the_bundles_hold_real_copies_of_the_shared_configs():
+    """No symbolic links (a copied or zipped bundle must run); each copy equals its source in configs/downstream."""
+    sync = runpy.run_path(str(REPO / ".ci" / "sync_bundle_configs.py"))
+    pairs = sync["shared_copies"]()
+    assert len(pairs) == 3 * len(DOWNSTREAM)
+    for source, copy in pairs:
+        assert not copy.is_symlink(), f"{copy} is a link: run python .ci/sync_bundle_configs.py"
+        assert copy.read_bytes() == source.read_bytes(), (
+            f"{copy} differs from {source}: run python .ci/sync_bundle_configs.py"
+        )
+    assert not [path for path in (REPO / "bundles").rglob("*") if path.is_symlink()]
