@@ -24,11 +24,11 @@ __all__ = [
     "cache_dir",
     "ensure_text_model",
     "load_pretrained",
+    "model_config",
     "prepare_once",
     "pretrained_models_dir",
     "rank_zero_first",
     "run_bundle",
-    "save_model_config",
     "synthetic_dataset",
 ]
 
@@ -200,26 +200,22 @@ def ensure_text_model(out_dir: str | os.PathLike, corpus: Iterable[str], **kwarg
 MODEL_CONFIG = "mlip_config.json"
 
 
-def save_model_config(
+def model_config(
     models_dir: str | os.PathLike, preset: str, text_model: str | os.PathLike, overrides: dict | None = None
-) -> str:
-    """Record how the network was built (``models/mlip_config.json``) so inference and the downstream
-    bundles can rebuild it with :func:`load_pretrained`.
+) -> dict:
+    """The record of how the network was built (``models/mlip_config.json``, written with the weights when
+    a run completes) from which inference and the downstream bundles rebuild it with :func:`load_pretrained`.
 
     A ``text_model`` inside ``models_dir`` is stored relative to it, so the bundle folder can move.
     """
     models_dir = Path(models_dir)
     text = Path(text_model)
     inside = text.is_absolute() and models_dir.resolve() in text.resolve().parents
-    record = {
+    return {
         "preset": preset,
         "text_model": str(text.resolve().relative_to(models_dir.resolve())) if inside else str(text_model),
         "overrides": dict(overrides or {}),
     }
-    from monai_mlip.handlers.io import write_json_atomic
-
-    write_json_atomic(models_dir / MODEL_CONFIG, record)
-    return str(models_dir / MODEL_CONFIG)
 
 
 def load_pretrained(

@@ -35,12 +35,14 @@ def tiny_tokenizer():
 
 
 def write_pretrained_models(root: Path, vision_kwargs: dict):
-    """Lay out a pre-training bundle's ``models`` folder in ``root``: config record, text model and small
-    tiny-preset weights (perturbed, so they differ from a fresh initialisation). Returns the model."""
+    """Lay out a pre-training bundle's ``models`` folder in ``root`` as a finished run leaves it: small
+    tiny-preset weights (perturbed, so they differ from a fresh initialisation), the exported encoder, the
+    config record and the text model. Returns the model."""
     import torch
 
-    from monai_mlip.bundle import save_model_config
-    from monai_mlip.networks import build_tiny_text_model, create_mlip
+    from monai_mlip.bundle import MODEL_CONFIG, model_config
+    from monai_mlip.handlers import write_json_atomic
+    from monai_mlip.networks import build_tiny_text_model, create_mlip, save_encoder
 
     text_dir = build_tiny_text_model(REPORT_CORPUS * 3, root / "text_model", vocab_size=150, min_frequency=1)
     overrides = {"image_size": 32, "vision_kwargs": vision_kwargs}
@@ -49,8 +51,9 @@ def write_pretrained_models(root: Path, vision_kwargs: dict):
     with torch.no_grad():
         for parameter in mlip.parameters():
             parameter.add_(0.02 * torch.randn_like(parameter))
-    save_model_config(root, "tiny", text_dir, overrides)
     torch.save(mlip.state_dict(), root / "model.pt")
+    save_encoder(mlip.vision, root / "encoder")
+    write_json_atomic(root / MODEL_CONFIG, model_config(root, "tiny", text_dir, overrides))
     return mlip.eval()
 
 

@@ -7,6 +7,7 @@ import os
 import runpy
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,20 @@ def test_the_bundles_hold_real_copies_of_the_shared_configs():
             f"{copy} differs from {source}: run python .ci/sync_bundle_configs.py"
         )
     assert not [path for path in (REPO / "bundles").rglob("*") if path.is_symlink()]
+
+
+@pytest.mark.parametrize("bundle", BUNDLES, ids=lambda path: path.name)
+def test_metadata_keeps_its_packages_and_says_what_a_version_gives(bundle):
+    """An empty ``optional_packages_version`` made MONAI drop ``required_packages_version`` (deprecated name);
+    each version has a changelog entry; the measured figures and the data terms travel with the bundle."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # MONAI warns when it renames the deprecated key
+        parser.read_meta(str(bundle / "configs" / "metadata.json"))
+    meta = parser["_meta_"]
+    assert "optional_packages_version" not in meta and "monai_mlip" in meta["required_packages_version"]
+    assert meta["version"] in meta["changelog"]
+    assert meta["eval_metrics"] and all(0.0 <= value <= 1.0 for value in meta["eval_metrics"].values())
+    assert "PhysioNet" in (bundle / "docs" / "data_license.txt").read_text()

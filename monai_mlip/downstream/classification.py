@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -16,6 +17,7 @@ from torch.nn import functional as F
 
 from monai_mlip.engines.zero_shot import SCORES, PromptSentences, ZeroShotClassifier, prompt_local_logits
 from monai_mlip.networks.encoder import ImageEncoder
+from monai_mlip.networks.export import ENCODER_DIR, SAVED, encoder_config, load_encoder
 from monai_mlip.networks.mlip import MLIP
 from monai_mlip.networks.vision import VisionTower
 
@@ -83,6 +85,17 @@ class CXRClassifier(nn.Module):
         return self.encoder.image_size
 
     @property
+    def rebuild_config(self) -> dict:
+        """What rebuilds this architecture without the pre-training run
+        (:func:`~monai_mlip.downstream.saved.network_config`)."""
+        return {
+            "network": "classifier",
+            "encoder": encoder_config(self.encoder),
+            "num_classes": self.head.out_features,
+            "freeze_encoder": self.freeze_encoder,
+        }
+
+    @property
     def normalization(self) -> tuple[float, float]:
         """``(mean, std)`` of the grey input the encoder expects (:attr:`VisionTower.normalization`)."""
         return self.encoder.normalization
@@ -97,26 +110,22 @@ def classifier_from_pretrained(
     mode: str = "linear_probe",
     init: str = "mlip",
     num_classes: int = 1,
-    **overrides: object,
 ) -> CXRClassifier:
-    """A classifier on the vision tower of a pre-training bundle's ``models`` folder.
+    """A classifier on the image encoder of a pre-training run (its ``models/encoder``; no text tower).
 
     Args:
         models_dir: the pre-training bundle's ``models`` folder.
         mode: ``linear_probe`` (frozen encoder) or ``fine_tune`` (everything trains).
         init: ``mlip`` (the pre-trained weights) or ``random`` (the same architecture, random init: the
-            baseline). ``create_mlip`` ``overrides`` (for example ``vision_weights`` = a local timm
-            checkpoint) give other starting points.
+            baseline).
         num_classes: outputs.
     """
-    from monai_mlip.bundle import load_pretrained
-
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
-    mlip = load_pretrained(models_dir, weights="model.pt" if init == "mlip" else None, **overrides)
-    return CXRClassifier(mlip.vision, num_classes=num_classes, freeze_encoder=mode == "linear_probe")
+    tower = load_encoder(Path(models_dir) / ENCODER_DIR, weights=SAVED if init == "mlip" else None)
+    return CXRClassifier(tower, num_classes=num_classes, freeze_encoder=mode == "linear_probe")
 
 
 class ZeroShotLogits(nn.Module):

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 import torch
 from monai.networks.nets import UNETR
 
 from monai_mlip.networks.convert import adopt_patch_embedding, load_tower_weights, monai_vit_shape
+from monai_mlip.networks.export import ENCODER_DIR, SAVED, encoder_config, load_encoder
+from monai_mlip.networks.vision import VisionTower
 
-__all__ = ["SEGMENTATION_INITS", "FrozenEncoderUNETR", "unetr_from_pretrained"]
+__all__ = ["SEGMENTATION_INITS", "FrozenEncoderUNETR", "unetr_from_pretrained", "unetr_from_tower"]
 
 SEGMENTATION_INITS = ("mlip", "random", "timm")
 
@@ -39,10 +42,11 @@ def unetr_from_pretrained(
     timm_weights: str | os.PathLike | bool = True,
     foreground_prior: float | None = 0.01,
 ) -> UNETR:
-    """A 2D ``UNETR`` shaped like the pre-training bundle's vision tower, its encoder initialised from it.
+    """A 2D ``UNETR`` shaped like the pre-training run's image encoder, its encoder initialised from it.
 
     Args:
-        models_dir: the pre-training bundle's ``models`` folder (its recorded preset gives the shapes).
+        models_dir: the pre-training bundle's ``models`` folder (its ``encoder`` gives the shapes and
+            weights; no text tower is built).
         init: ``mlip`` (the pre-trained tower), ``random`` (MONAI's initialisation: the baseline) or
             ``timm`` (the timm model's ImageNet weights from a local file or the local cache, see
             ``timm_weights``).
@@ -61,15 +65,27 @@ def unetr_from_pretrained(
         ValueError: an unknown ``init``, a ``foreground_prior`` outside (0, 1), or pre-trained weights that
             leave part of the encoder unset (the message lists the keys).
     """
-    from monai_mlip.bundle import load_pretrained
-
     if init not in SEGMENTATION_INITS:
         raise ValueError(f"init must be one of {SEGMENTATION_INITS}, got {init!r}")
     if foreground_prior is not None and not 0.0 < foreground_prior < 1.0:
         raise ValueError(f"foreground_prior must be in (0, 1), got {foreground_prior}")
-    overrides = {"vision_weights": timm_weights} if init == "timm" else {}
-    mlip = load_pretrained(models_dir, weights="model.pt" if init == "mlip" else None, **overrides)
-    tower = mlip.vision
+    weights = {"mlip": SAVED, "random": None, "timm": timm_weights}[init]
+    tower = load_encoder(Path(models_dir) / ENCODER_DIR, weights=weights)
+    return unetr_from_tower(tower, init != "random", out_channels, feature_size, freeze_encoder, foreground_prior)
+
+
+def unetr_from_tower(
+    tower: VisionTower,
+    copy_weights: bool = True,
+    out_channels: int = 1,
+    feature_size: int = 16,
+    freeze_encoder: bool = False,
+    foreground_prior: float | None = 0.01,
+) -> UNETR:
+    """A 2D ``UNETR`` shaped like ``tower``, its encoder holding the tower's weights (``copy_weights``) or
+    MONAI's initialisation with the tower's stem architecture; the other arguments as in
+    :func:`unetr_from_pretrained`. The network's ``rebuild_config`` rebuilds the same architecture
+    (:func:`~monai_mlip.downstream.saved.network_config`)."""
     unetr = (FrozenEncoderUNETR if freeze_encoder else UNETR)(
         in_channels=1,
         out_channels=out_channels,
@@ -78,7 +94,7 @@ def unetr_from_pretrained(
         spatial_dims=2,
         **monai_vit_shape(tower),
     )
-    if init == "random":
+    if not copy_weights:
         adopt_patch_embedding(unetr.vit, tower)  # a conv-stem tower's stem: the same architecture as the others
     else:
         result = load_tower_weights(unetr.vit, tower)
@@ -89,4 +105,11 @@ def unetr_from_pretrained(
             unetr.out.conv.conv.bias.fill_(math.log(foreground_prior / (1.0 - foreground_prior)))
     unetr.vit.requires_grad_(not freeze_encoder)
     unetr.normalization = tower.normalization  # (mean, std) of the grey input the encoder was trained on
+    unetr.rebuild_config = {
+        "network": "unetr",
+        "encoder": encoder_config(tower),
+        "out_channels": out_channels,
+        "feature_size": feature_size,
+        "freeze_encoder": freeze_encoder,
+    }
     return unetr

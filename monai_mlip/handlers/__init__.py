@@ -18,6 +18,7 @@ from monai_mlip.handlers.metrics import (
     best_f1,
     metric_key,
 )
+from monai_mlip.handlers.model_card import encoder_card
 from monai_mlip.handlers.plots import GroundingHeatmapSaver, PhiMapSaver, SegmentationOverlaySaver, save_roc_curve
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "SegmentationOverlaySaver",
     "ZeroShotAUCMetric",
     "best_f1",
+    "encoder_card",
     "latest_checkpoint",
     "metric_key",
     "save_atomic",

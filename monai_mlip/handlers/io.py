@@ -17,7 +17,7 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -198,24 +198,52 @@ class AtomicCheckpointSaver:
 
 
 class FinalModelSaver:
-    """Write the network's ``state_dict`` (unwrapped from DDP) atomically to ``path`` when training completes.
+    """When training completes, write the finished model's files, the config that rebuilds it last.
 
-    This is the bundle's ``models/model.pt``: weights only, loadable with ``torch.load(weights_only=True)``
-    and by MONAI's ``CheckpointLoader`` with ``load_dict={"model": network}``.
+    1. ``path``: the network's ``state_dict`` (unwrapped from DDP; refused when non-finite), the bundle's
+       ``models/model.pt``, loadable with ``torch.load(weights_only=True)`` and by MONAI's
+       ``CheckpointLoader`` with ``load_dict={"model": network}``;
+    2. ``encoder_dir``: the network's vision tower (``network.vision``) for sharing
+       (:func:`~monai_mlip.networks.save_encoder`), with the model card ``card()`` returns;
+    3. ``config_path``: ``config`` as JSON (the record :func:`~monai_mlip.bundle.load_pretrained` rebuilds
+       the network from).
+
+    Each file is written atomically, and a run that stops before completing writes none of them, so a
+    failed run never leaves new weights beside an old config (or the reverse): the previous run's set
+    stays whole and loadable.
     """
 
-    def __init__(self, network: torch.nn.Module, path: str | os.PathLike) -> None:
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        path: str | os.PathLike,
+        config: Mapping[str, Any] | None = None,
+        config_path: str | os.PathLike | None = None,
+        encoder_dir: str | os.PathLike | None = None,
+        card: Callable[[], str] | None = None,
+    ) -> None:
+        if (config is None) != (config_path is None):
+            raise ValueError("config and config_path go together")
         self.network = network
         self.path = path
+        self.config, self.config_path = config, config_path
+        self.encoder_dir, self.card = encoder_dir, card
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:
+        from monai_mlip.networks.export import save_encoder
+
         network = self.network.module if hasattr(self.network, "module") else self.network
         check_finite_weights(network, str(self.path))
         save_atomic(network.state_dict(), self.path)
         logger.info("model weights written to %s", self.path)
+        if self.encoder_dir is not None:
+            save_encoder(network.vision, self.encoder_dir, self.card() if self.card is not None else None)
+            logger.info("image encoder written to %s", self.encoder_dir)
+        if self.config_path is not None:
+            write_json_atomic(self.config_path, self.config)
 
 
 class MetricsWriter:

@@ -109,9 +109,9 @@ def install_bundle(source: str | os.PathLike, model_dir: str | os.PathLike, pret
 
 
 def seed_model(bundle: str | os.PathLike, pretrained_dir: str | os.PathLike, seed: int = 0) -> Path:
-    """Write ``models/model.pt`` of ``bundle``: the state of its training network (``network_def`` of
-    ``train.json``) built on ``pretrained_dir``: the pre-trained MLIP encoder with a newly initialised head
-    or decoder (drawn with ``seed``).
+    """Write ``models/model.pt`` of ``bundle`` and the config that rebuilds it (``network_config.json``): the
+    state of its training network (``network_def`` of ``train.json``) built on ``pretrained_dir``: the
+    pre-trained MLIP encoder with a newly initialised head or decoder (drawn with ``seed``).
 
     Raises:
         RuntimeError: MONAI's wrapper of an error building the network (its cause says what went wrong).
@@ -119,7 +119,8 @@ def seed_model(bundle: str | os.PathLike, pretrained_dir: str | os.PathLike, see
     import torch
     from monai.bundle import ConfigParser
 
-    from monai_mlip.handlers.io import save_atomic
+    from monai_mlip.downstream.saved import NETWORK_CONFIG, network_config
+    from monai_mlip.handlers.io import save_atomic, write_json_atomic
 
     bundle = Path(bundle)
     parser = ConfigParser()
@@ -132,4 +133,5 @@ def seed_model(bundle: str | os.PathLike, pretrained_dir: str | os.PathLike, see
         network = parser.get_parsed_content("network_def")
     path = bundle / "models" / "model.pt"
     save_atomic(network.state_dict(), path)
+    write_json_atomic(path.with_name(NETWORK_CONFIG), network_config(network))  # inference rebuilds from it
     return path

@@ -8,6 +8,7 @@ from monai_mlip.networks.convert import (
     vit_state_dict_for_monai,
 )
 from monai_mlip.networks.encoder import ImageEncoder
+from monai_mlip.networks.export import ENCODER_DIR, encoder_config, load_encoder, save_encoder, tower_from_config
 from monai_mlip.networks.factory import PRESETS, MLIPConfig, create_mlip, list_presets
 from monai_mlip.networks.mip import MaskedImageDecoder, patchify
 from monai_mlip.networks.mlip import MLIP, MLIPOutput, SentenceEmbeddings
@@ -17,6 +18,7 @@ from monai_mlip.networks.tiny_text import build_tiny_text_model
 from monai_mlip.networks.vision import VisionFeatures, VisionTower, random_patch_mask
 
 __all__ = [
+    "ENCODER_DIR",
     "MLIP",
     "PRESETS",
     "ImageEncoder",
@@ -32,12 +34,16 @@ __all__ = [
     "adopt_patch_embedding",
     "build_tiny_text_model",
     "create_mlip",
+    "encoder_config",
     "list_presets",
+    "load_encoder",
     "load_tower_weights",
     "load_vit_weights",
     "patchify",
     "pool_sentences",
     "random_patch_mask",
+    "save_encoder",
     "to_monai_vit",
+    "tower_from_config",
     "vit_state_dict_for_monai",
 ]
