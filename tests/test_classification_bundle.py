@@ -114,9 +114,9 @@ def test_inference_scores_a_folder_of_images(trained, case, dataset_dir, pretrai
     workflow = bundle_workflow(case.configs, ["inference.json"], trained, **overrides)
     assert workflow.check_properties() == []
     workflow.run()
-    rows = (trained / "eval" / "inference" / "scores.csv").read_text().splitlines()
+    header, *rows = (trained / "eval" / "inference" / "scores.csv").read_text().splitlines()
     images = list(Path(dataset_dir).glob(case.images))
-    assert len(rows) == len(images) > 0
+    assert header == f"image,{case.finding}" and len(rows) == len(images) > 0
     assert all(0.0 <= float(row.rsplit(",", 1)[1]) <= 1.0 for row in rows)
 
 

@@ -148,7 +148,7 @@ def test_select_bundles_by_name_or_all():
 
 def test_the_pretrained_dir_must_hold_a_pretraining_run(tmp_path, pretrained_models_dir):
     assert check_pretrained_dir(pretrained_models_dir) == pretrained_models_dir.resolve()
-    with pytest.raises(FileNotFoundError, match=r"mlip_config\.json.*mlip_pretrain/configs/train\.json"):
+    with pytest.raises(FileNotFoundError, match=r"encoder/config\.json.*mlip_pretrain/configs/train\.json"):
         check_pretrained_dir(tmp_path)
 
 

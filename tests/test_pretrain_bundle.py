@@ -17,6 +17,7 @@ from monai.bundle import ConfigWorkflow, ckpt_export, verify_net_in_out
 from monai_mlip.bundle import bundle_workflow, load_pretrained, synthetic_dataset
 from monai_mlip.data import find_data_error
 from monai_mlip.errors import ImageReadError
+from monai_mlip.networks import load_encoder
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "bundles" / "mlip_pretrain"
@@ -170,6 +171,18 @@ def test_short_run_writes_every_output(trained):
     assert "grounding/pointing_game_random" in metrics and metrics["grounding/phrases"] > 0
     assert (evaluation / "phi_map.png").is_file() and list((evaluation / "grounding").glob("grounding_*.png"))
     assert list((root / "runs").iterdir())  # TensorBoard event files
+    # the encoder for sharing, with its card from this run's metrics, and the config that rebuilds the model
+    card = (models / "encoder" / "README.md").read_text()
+    assert (
+        card.startswith("---\nlibrary_name: timm")
+        and f"| zero_shot_auc/mean | {metrics['zero_shot_auc/mean']:.3f} |" in card
+    )
+    model = load_pretrained(models).eval()
+    image = torch.rand(2, 1, 128, 128)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            load_encoder(models / "encoder").eval()(image).global_features, model.vision(image).global_features
+        )
 
 
 def test_resumed_run_continues_like_an_uninterrupted_one(tmp_path, dataset_dir, trained):

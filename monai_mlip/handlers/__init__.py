@@ -1,6 +1,6 @@
 """Ignite/MONAI handlers: validation metrics, metrics JSON, atomic checkpoints, reseeding, heatmap and phi plots."""
 
-from monai_mlip.handlers.inference import EmbeddingWriter
+from monai_mlip.handlers.inference import EmbeddingWriter, ScoresCSVSaver
 from monai_mlip.handlers.io import (
     AtomicCheckpointSaver,
     EpochReseed,
@@ -32,6 +32,7 @@ __all__ = [
     "MetricsWriter",
     "PhiMapSaver",
     "RetrievalMetric",
+    "ScoresCSVSaver",
     "SegmentationOverlaySaver",
     "ZeroShotAUCMetric",
     "best_f1",

@@ -1,4 +1,5 @@
-"""Write the pre-training bundle's inference outputs: image embeddings and zero-shot scores."""
+"""Write inference outputs: the pre-training bundle's image embeddings and zero-shot scores, and the
+classification bundles' scores with a header."""
 
 from __future__ import annotations
 
@@ -11,13 +12,34 @@ from pathlib import Path
 import numpy as np
 import torch
 from ignite.engine import Engine, Events
+from monai.data import CSVSaver
 
 from monai_mlip.engines.zero_shot import ZeroShotClassifier
 from monai_mlip.handlers.io import write_atomic
 
-__all__ = ["EmbeddingWriter"]
+__all__ = ["EmbeddingWriter", "ScoresCSVSaver"]
 
 logger = logging.getLogger("monai_mlip.handlers")
+
+
+class ScoresCSVSaver(CSVSaver):
+    """MONAI's ``CSVSaver`` (for ``ClassificationSaver(saver=...)``) whose file starts with a header row, so
+    a spreadsheet or ``pandas.read_csv`` names the columns (``image`` and one per output channel).
+
+    Args:
+        header: the column names.
+        kwargs: ``CSVSaver``'s (``output_dir``, ``filename``, ``overwrite``, ...).
+    """
+
+    def __init__(self, header: list[str], **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.header = list(header)
+
+    def finalize(self) -> None:
+        if not self._filepath.is_file() or self._filepath.stat().st_size == 0:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            self._filepath.write_text(self.delimiter.join(self.header) + "\n")
+        super().finalize()
 
 
 class EmbeddingWriter:

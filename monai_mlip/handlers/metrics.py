@@ -243,11 +243,13 @@ class BinaryClassificationMetric(_Collector):
     ``output_transform`` gives ``(scores [B] or [B, 1], labels [B] or [B, 1])``. Figures go in
     ``engine.state.metrics`` as ``{prefix}/auc``, ``{prefix}/f1``, ``{prefix}/accuracy``, ``{prefix}/threshold``
     and ``{prefix}/cases``; the metric's own name holds the AUC. With ``roc_path`` the ROC curve is also
-    drawn there (PNG) every time the metric completes.
+    drawn there (PNG) every time the metric completes, and with ``log_dir`` to TensorBoard too (the step
+    counts the evaluations).
 
     Args:
         prefix: name of the figures' group (for example ``pneumonia``).
         roc_path: where to draw the ROC curve, or ``None``.
+        log_dir: TensorBoard folder for the ROC curve, or ``None``.
     """
 
     _fields = ("score", "label")
@@ -257,9 +259,14 @@ class BinaryClassificationMetric(_Collector):
         prefix: str = "classification",
         roc_path: str | os.PathLike | None = None,
         output_transform: Callable = lambda x: x,
+        log_dir: str | os.PathLike | None = None,
     ) -> None:
+        from monai_mlip.handlers.plots import FigureLogger
+
         self.prefix = prefix
         self.roc_path = roc_path
+        self.figures = FigureLogger(log_dir)
+        self._evaluations = 0
         super().__init__(output_transform)
 
     def update(self, output: Sequence[torch.Tensor]) -> None:
@@ -279,7 +286,9 @@ class BinaryClassificationMetric(_Collector):
             from monai_mlip.handlers.plots import save_roc_curve
 
             auc = results[f"{self.prefix}/auc"]
-            save_roc_curve(scores, labels, self.roc_path, title=f"{self.prefix}: AUC {auc:.3f}")
+            self._evaluations += 1
+            title = f"{self.prefix}: AUC {auc:.3f}"
+            save_roc_curve(scores, labels, self.roc_path, title, self.figures, self._evaluations)
         return results
 
     def headline(self, results: dict[str, float]) -> float:

@@ -1,4 +1,6 @@
-"""Handlers that draw PNGs: phrase-to-region heatmaps over validation images, and the SIE phi map."""
+"""Handlers that draw figures: phrase-to-region heatmaps over validation images, segmentation overlays, the SIE
+phi map and ROC curves, each as a PNG file and, given a ``log_dir``, as a TensorBoard image beside the run's
+scalars (``SummaryWriter.add_figure``)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,14 @@ from torch.nn import functional as F
 
 from monai_mlip.engines.zero_shot import unwrap
 
-__all__ = ["GroundingHeatmapSaver", "PhiMapSaver", "SegmentationOverlaySaver", "pyplot", "save_roc_curve"]
+__all__ = [
+    "FigureLogger",
+    "GroundingHeatmapSaver",
+    "PhiMapSaver",
+    "SegmentationOverlaySaver",
+    "pyplot",
+    "save_roc_curve",
+]
 
 
 def pyplot() -> Any:
@@ -26,8 +35,35 @@ def pyplot() -> Any:
     return plt
 
 
-def save_roc_curve(scores: torch.Tensor, labels: torch.Tensor, path: str | os.PathLike, title: str = "") -> None:
-    """Draw the ROC curve of ``[N]`` scores against ``[N]`` 0/1 labels to a PNG (written atomically)."""
+class FigureLogger:
+    """Send matplotlib figures to TensorBoard in ``log_dir`` (``None``: nowhere); the writer opens on first use."""
+
+    def __init__(self, log_dir: str | os.PathLike | None = None) -> None:
+        self.log_dir = log_dir
+        self._writer: Any = None
+
+    def log(self, tag: str, figure: Any, step: int) -> None:
+        """Add ``figure`` as image ``tag`` at ``step`` (the figure stays open: the caller saves and closes it)."""
+        if self.log_dir is None:
+            return
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.log_dir))
+        self._writer.add_figure(tag, figure, global_step=step, close=False)
+        self._writer.flush()
+
+
+def save_roc_curve(
+    scores: torch.Tensor,
+    labels: torch.Tensor,
+    path: str | os.PathLike,
+    title: str = "",
+    figures: FigureLogger | None = None,
+    step: int = 0,
+) -> None:
+    """Draw the ROC curve of ``[N]`` scores against ``[N]`` 0/1 labels to a PNG (written atomically) and, with
+    ``figures``, to TensorBoard as ``roc/<file name>`` at ``step``."""
     from monai_mlip.handlers.io import write_atomic
 
     order = torch.argsort(scores, descending=True, stable=True)
@@ -40,26 +76,34 @@ def save_roc_curve(scores: torch.Tensor, labels: torch.Tensor, path: str | os.Pa
     axis.plot([0, 1], [0, 1], ls="--", lw=0.8, color="grey")
     axis.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1))
     figure.tight_layout()
+    if figures is not None:
+        figures.log(f"roc/{Path(path).stem}", figure, step)
     write_atomic(path, lambda handle: figure.savefig(handle, format="png", dpi=100), "wb")
     plt.close(figure)
 
 
 class _FirstItemsSaver:
-    """Base of the handlers that draw the first ``max_items`` items of each evaluation as ``{prefix}_{n}.png``."""
+    """Base of the handlers that draw the first ``max_items`` items of each evaluation as ``{prefix}_{n}.png``
+    (and, given ``log_dir``, as TensorBoard images ``{prefix}/{n}`` at the evaluation's epoch)."""
 
     prefix = "item"
 
-    def __init__(self, output_dir: str | os.PathLike, max_items: int = 8) -> None:
+    def __init__(
+        self, output_dir: str | os.PathLike, max_items: int = 8, log_dir: str | os.PathLike | None = None
+    ) -> None:
         self.output_dir = Path(output_dir)
         self.max_items = max_items
+        self.figures = FigureLogger(log_dir)
         self._saved = 0
+        self._epoch = 0
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.STARTED, self._reset)
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)
 
-    def _reset(self, _: Engine) -> None:
+    def _reset(self, engine: Engine) -> None:
         self._saved = 0
+        self._epoch = engine.state.epoch
 
     def _room(self) -> int:
         """How many more items this evaluation draws."""
@@ -68,6 +112,7 @@ class _FirstItemsSaver:
     def _write(self, figure: Any) -> None:
         """Save ``figure`` as the next ``{prefix}_{n}.png`` and close it."""
         figure.tight_layout()
+        self.figures.log(f"{self.prefix}/{self._saved}", figure, self._epoch)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         figure.savefig(self.output_dir / f"{self.prefix}_{self._saved}.png", dpi=100)
         pyplot().close(figure)
@@ -84,6 +129,7 @@ class GroundingHeatmapSaver(_FirstItemsSaver):
     Args:
         output_dir: where ``grounding_{n}.png`` files go.
         max_items: how many items to draw (from the first batches).
+        log_dir: TensorBoard folder for the same figures, or ``None``.
     """
 
     prefix = "grounding"
@@ -115,11 +161,15 @@ class PhiMapSaver:
     Args:
         network: the :class:`~monai_mlip.networks.MLIP` being trained (or its DDP wrapper).
         output_dir: where ``phi_map.png`` goes.
+        log_dir: TensorBoard folder for the map (``sie/phi_map`` at each epoch), or ``None``.
     """
 
-    def __init__(self, network: nn.Module, output_dir: str | os.PathLike) -> None:
+    def __init__(
+        self, network: nn.Module, output_dir: str | os.PathLike, log_dir: str | os.PathLike | None = None
+    ) -> None:
         self.network = network
         self.output_dir = Path(output_dir)
+        self.figures = FigureLogger(log_dir)
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.EPOCH_COMPLETED, self)
@@ -138,6 +188,7 @@ class PhiMapSaver:
         axis.set_title(f"SIE phi, epoch {engine.state.epoch}", fontsize=9)
         axis.axis("off")
         figure.tight_layout()
+        self.figures.log("sie/phi_map", figure, engine.state.epoch)
         figure.savefig(self.output_dir / "phi_map.png", dpi=100)
         plt.close(figure)
 
@@ -152,6 +203,7 @@ class SegmentationOverlaySaver(_FirstItemsSaver):
     Args:
         output_dir: where ``overlay_<n>.png`` go.
         max_items: how many items to draw per evaluation.
+        log_dir: TensorBoard folder for the same figures, or ``None``.
     """
 
     prefix = "overlay"

@@ -69,17 +69,17 @@ def select_bundles(bundles_dir: str | os.PathLike, wanted: str = "all") -> dict[
 
 
 def check_pretrained_dir(pretrained_dir: str | os.PathLike) -> Path:
-    """``pretrained_dir`` as an absolute path, once it is known to hold a pre-training run's models.
+    """``pretrained_dir`` as an absolute path, once it is known to hold a pre-training run's image encoder.
 
     Raises:
-        FileNotFoundError: it has no ``mlip_config.json``; the message says which run writes it.
+        FileNotFoundError: it has no ``encoder/config.json``; the message says which run writes it.
     """
-    from monai_mlip.bundle import MODEL_CONFIG
+    from monai_mlip.networks.export import ENCODER_DIR
 
     path = Path(pretrained_dir).resolve()
-    if not (path / MODEL_CONFIG).is_file():
+    if not (path / ENCODER_DIR / "config.json").is_file():
         raise FileNotFoundError(
-            f"{path} has no {MODEL_CONFIG}: pass the models folder of a finished pre-training run "
+            f"{path} has no {ENCODER_DIR}/config.json: pass the models folder of a finished pre-training run "
             "(python -m monai.bundle run --config_file bundles/mlip_pretrain/configs/train.json "
             "writes bundles/mlip_pretrain/models)"
         )
@@ -89,7 +89,7 @@ def check_pretrained_dir(pretrained_dir: str | os.PathLike) -> Path:
 def install_bundle(source: str | os.PathLike, model_dir: str | os.PathLike, pretrained_dir: str | os.PathLike) -> Path:
     """Copy bundle ``source`` into ``model_dir/<name>`` and seed its weights when it has none.
 
-    The configs (symbolic links followed), ``docs/`` and ``LICENSE`` are copied on every call, so the app
+    The configs, ``docs/`` and ``LICENSE`` are copied on every call, so the app
     always runs the bundle's current configs; ``models/`` is never overwritten: a fine-tuned ``model.pt``
     survives restarts. Without one, :func:`seed_model` writes the starting weights.
 
