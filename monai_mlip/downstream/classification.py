@@ -63,7 +63,7 @@ class CXRClassifier(nn.Module):
         freeze_encoder: linear probe: the encoder gets no gradient and stays in eval mode (no dropout, no
             stochastic depth) even while the head trains, and the head reads standardised features
             (:class:`FeatureStandardizer`), which gave the better probes on the synthetic 10 % splits
-            (bundle docs: RSNA AUC 0.663 -> 0.698 for the MLIP encoder, 0.544 -> 0.588 for random init).
+            (``docs/experiments.md``).
     """
 
     def __init__(self, encoder: VisionTower, num_classes: int = 1, freeze_encoder: bool = False) -> None:

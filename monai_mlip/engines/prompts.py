@@ -44,9 +44,8 @@ PROMPTS: dict[str, PromptSet] = {
     ),
     # Severity, side and location, as radiologists describe a pneumothorax (GLoRIA builds its CheXpert
     # prompts the same way), not BioViL's "findings consistent with ..." frame: reports use that frame for
-    # pneumonia, and a text tower trained on reports reads it as pneumonia. Measured on the synthetic MIMIC
-    # layout with a text tower trained against the studies' labels (an ideal image side, 300 steps): this
-    # set scores pneumothorax at AUC 0.96 on the held-out studies, the BioViL-framed set at 0.67.
+    # pneumonia, and a text tower trained on reports reads it as pneumonia (the comparison of the two sets
+    # is in docs/experiments.md).
     "Pneumothorax": _set(
         [
             "Small left apical pneumothorax",

@@ -1,47 +1,31 @@
 """Vision Transformers with a convolutional stem, registered with timm as ``vit_conv_stem_patch16`` and
 ``vit_pooled_stem_patch16``.
 
-A from-scratch ViT whose patch embedding is one 16 x 16 convolution learns slowly on little data: on the
-synthetic CXR set, trained for the few hundred steps a CPU allows, it barely separated findings that a
-small CNN found easily. Xiao et al. (2021, "Early convolutions help transformers see better") replace the
-patchify convolution with a few stride-2 3 x 3 convolutions; the token grid, the blocks and everything
-after them stay as they are. Here: four stride-2 3 x 3 convolutions (widths ``E/8, E/4, E/2, E``; the
-first three followed by a GroupNorm of 4 groups (so any width divisible by 32 works) and ReLU), so a
-token sits on the same 16 x 16 pixel grid as in ``vit_*_patch16`` models (its receptive field reaches a
-few pixels into the neighbouring patches: :class:`~monai_mlip.networks.VisionTower` blanks hidden patches
-before the stem so that masking still hides them). GroupNorm rather than BatchNorm: it normalises each
-image on its own, so the stem computes the same function in training and evaluation, on masked and whole
-images, in a frozen encoder that a downstream bundle trains around, and in every DDP process. In a
-4-epoch global-loss run of the tiny preset on the synthetic set a stem with 8-group GroupNorm also
-learned faster than one with BatchNorm (global loss 3.21 against 3.28).
+A from-scratch ViT whose patch embedding is one 16 x 16 convolution learns slowly on little data. Xiao et
+al. (2021, "Early convolutions help transformers see better") replace the patchify convolution with a few
+stride-2 3 x 3 convolutions; the token grid, the blocks and everything after them stay as they are. Each
+stem here keeps the 16 x 16 pixel token grid of ``vit_*_patch16`` models (a token's receptive field reaches
+a few pixels into its neighbours: :class:`~monai_mlip.networks.VisionTower` blanks hidden patches before
+the stem so that masking still hides them). The runs that compared them are in ``docs/experiments.md``.
 
-``vit_pooled_stem_patch16`` (the tiny preset's tower until the ResNet stem below replaced it) reaches the
-same 16 x 16 pixel token grid another way: a 2 x 2 average pooling, then six 3 x 3 convolutions of
-strides 2, 1, 2, 1, 2, 1 (widths ``E/4, E/4, E/2, E/2, E, E``), each followed by an 8-group GroupNorm and
-GELU. It sees the image at half resolution through twice the depth. Measured on the synthetic set (226
-held-out studies): in a training loop outside the bundle (the tiny preset's towers and loss, batch 32)
-its zero-shot pneumothorax AUC reached 0.97 at 1,000 steps of a 3,000-step schedule, and in the
-pre-training bundle 0.74 after the default 14 epochs and 0.92 after 20, where the four-layer stem at full
-resolution stayed below 0.7 in every run (the bundle's docs give the runs).
+- ``vit_conv_stem_patch16``: four stride-2 3 x 3 convolutions (widths ``E/8, E/4, E/2, E``; the first three
+  followed by a 4-group GroupNorm and ReLU). GroupNorm normalises each image on its own, so the stem
+  computes the same function in training and evaluation, on masked and whole images, and in every DDP
+  process.
+- ``vit_pooled_stem_patch16``: a 2 x 2 average pooling, then six 3 x 3 convolutions of strides 2, 1, 2, 1,
+  2, 1 (widths ``E/4, E/4, E/2, E/2, E, E``), each followed by an 8-group GroupNorm and GELU: the image at
+  half resolution through twice the depth.
+- ``vit_resnet_stem_patch16`` (the ``tiny`` preset's tower): the first three stages of a half-width
+  ResNet-18 (a 7 x 7 stride-2 convolution of width ``E/4`` with BatchNorm and ReLU, a 3 x 3 stride-2 max
+  pooling, two of timm's ``BasicBlock`` a stage at widths ``E/4, E/2, E``, strides 1, 2, 2). It learned the
+  synthetic findings fastest of the three, BatchNorm being part of why; the price is batch statistics in
+  training, so a frozen encoder must be kept in evaluation mode (the downstream linear probe and
+  frozen-encoder segmentation do) and several GPU processes want ``SyncBatchNorm`` (the pre-training
+  bundle's ``multi_gpu_train.json`` converts it). In masked pre-training the stem sees images whose hidden
+  patches are blanked, so its running statistics are those of masked images; full fine-tuning on whole
+  images adapts them.
 
-``vit_resnet_stem_patch16`` (the tiny preset's tower) puts the first three stages of a half-width
-ResNet-18 in front of the blocks: a 7 x 7 stride-2 convolution of width ``E/4`` with BatchNorm and ReLU,
-a 3 x 3 stride-2 max pooling, then two of timm's ``BasicBlock`` a stage at widths ``E/4, E/2, E``
-(strides 1, 2, 2), again 16 x 16 pixels a token. It is here because the supervised check in the
-pre-training bundle's docs found that a ResNet-18 learns synthetic pneumonia several times faster than
-the other stems (held-out AUC 0.85 after 300 steps against 0.60 after 600 for the pooled stem); with this
-trunk and four 128-wide blocks, supervised, pneumonia reached 0.88 at 300 steps (0.29 s a step against
-the pooled-stem tower's 0.19 s), and the pre-training bundle with it as the tiny tower
-(``--model_overrides '{"vision_model": "vit_resnet_stem_patch16"}'``, 14 epochs, 8 min 49 s) ended at
-zero-shot pneumothorax 0.984 and a pointing game of 0.377 (random 0.084), against 0.704 and 0.242 for the
-pooled stem. BatchNorm is part of why it learns fast (the same ResNet-18 with GroupNorm was far slower);
-the price is that the stem normalises by batch statistics in training, so a frozen encoder must be kept
-in evaluation mode (the downstream linear probe and frozen-encoder segmentation do) and several GPU
-processes want ``SyncBatchNorm`` (the pre-training bundle's ``multi_gpu_train.json`` converts it). In
-masked pre-training the stem sees images whose hidden patches are blanked, so its batch statistics, and
-the running statistics evaluation uses, are those of masked images: a token is normalised alike in
-training and in evaluation. Full fine-tuning on whole images starts from batch statistics of whole images
-instead, and adapts to them.
+The other two are kept as named ablation baselines of the stem (no preset uses them).
 
 The models are timm's own ``VisionTransformer`` with timm's ``HybridEmbed`` around timm's ``ConvStem`` (or
 timm's ResNet ``BasicBlock``); only the entry points are ours. :mod:`monai_mlip.networks.convert` carries

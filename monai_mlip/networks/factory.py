@@ -14,16 +14,14 @@ Presets:
   the tokens (``fc_norm=False``): with the stem as its patch-embedding module that layout is exactly
   MONAI's ``ViT``/``UNETR`` encoder, so the converted network reproduces the tower
   (:mod:`monai_mlip.networks.convert`; ``UNETR``'s fixed 12 blocks take the 4 with identity blocks between
-  them). Why 4 blocks and this stem: from scratch, in the run's CPU budget, a 12-block patch-16 ViT learned
-  next to nothing even with labels; a 4-block one without a stem stayed at chance in contrastive
-  pre-training; with a four-layer stem at full resolution (``vit_conv_stem_patch16``) it learned, but
-  pneumothorax stayed below 0.7 zero-shot; with the pooled GroupNorm stem (``vit_pooled_stem_patch16``)
-  it reached 0.70-0.74 in the default 14 epochs, and with the ResNet stem 0.98 (the pre-training
-  bundle's docs give the figures). Random initialisation. Mask ratio 0.25, not the paper's 0.5: at 128 px
-  a small lesion covers one to four of the 64 patches, so half-masked views often hide it while the report
-  still names it; in 14-epoch bundle runs a linear probe on the image embeddings read pneumonia at 0.74
-  with 0.5 and 0.83 with 0.25 (zero-shot 0.65 and 0.75). The ResNet stem runs on the whole image anyway
-  (hidden patches blanked), so masking saves this tower little time. The text model is a
+  them). Why 4 blocks and this stem: from scratch, in a CPU run's budget, a 12-block patch-16 ViT learned
+  next to nothing even with labels, a 4-block one without a stem stayed at chance in contrastive
+  pre-training, and of the three convolutional stems (:mod:`monai_mlip.networks.conv_stem`) the ResNet one
+  learned the synthetic findings fastest (``docs/experiments.md`` has the runs). Random initialisation.
+  Mask ratio 0.25, not the paper's 0.5: at 128 px a small lesion covers one to four of the 64 patches, so
+  half-masked views often hide it while the report still names it (the lower ratio gave the better
+  probes and zero-shot scores in the runs). The ResNet stem runs on the whole image anyway (hidden
+  patches blanked), so masking saves this tower little time. The text model is a
   2-layer BERT of width 128 made by :func:`~monai_mlip.networks.tiny_text.build_tiny_text_model` on the
   training reports, whose directory must be passed as ``text_model``; its global embedding is the mean
   token state (a random-init [CLS] state is the same for every report). Shared space 128, a 1-block
