@@ -10,10 +10,13 @@ __all__ = [
     "BoxError",
     "CheckpointError",
     "ImageReadError",
+    "LabelFileError",
     "MLIPDataError",
     "MLIPError",
     "ManifestError",
+    "NonFiniteLossError",
     "NonFiniteWeightsError",
+    "PretrainedNotFoundError",
     "RLEError",
     "ReportError",
 ]
@@ -64,5 +67,17 @@ class ManifestError(MLIPDataError):
     """A dataset layout or index file is missing or malformed."""
 
 
+class LabelFileError(MLIPDataError):
+    """A MONAI Label datastore label file cannot be read as the label the bundle needs."""
+
+
 class NonFiniteWeightsError(MLIPError, RuntimeError):
     """A model about to be saved holds NaN or infinite values; the file is not written."""
+
+
+class NonFiniteLossError(MLIPError, RuntimeError):
+    """Too many consecutive training iterations produced a NaN or infinite loss."""
+
+
+class PretrainedNotFoundError(MLIPError, FileNotFoundError):
+    """Pretrained weights were asked for but are neither a local path nor in the local cache."""

@@ -13,15 +13,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from monai_mlip.errors import MLIPError
+from monai_mlip.errors import PretrainedNotFoundError
 
-__all__ = ["PretrainedNotFoundError", "load_tokenizer", "resolve_hf_source", "resolve_timm_weights"]
+__all__ = ["load_tokenizer", "resolve_hf_source", "resolve_timm_weights"]
 
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
-
-
-class PretrainedNotFoundError(MLIPError, FileNotFoundError):
-    """Pretrained weights were asked for but are neither a local path nor in the local cache."""
 
 
 def _hf_cache_dir() -> str:

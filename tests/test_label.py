@@ -16,9 +16,8 @@ from PIL import Image
 
 from monai_mlip.bundle import run_bundle
 from monai_mlip.data import LoadCXRd, cxr_transforms, read_cxr
-from monai_mlip.errors import ImageReadError
+from monai_mlip.errors import ImageReadError, LabelFileError
 from monai_mlip.label import (
-    LabelFileError,
     LoadMaskd,
     bundle_kind,
     check_pretrained_dir,

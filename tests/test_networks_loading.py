@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModel, AutoTokenizer
 
 from monai_mlip.data import CXR_MEAN, CXR_STD, split_sentences, tokenize_sentences
-from monai_mlip.hub import PretrainedNotFoundError
+from monai_mlip.errors import PretrainedNotFoundError
 from monai_mlip.networks import PRESETS, VisionTower, build_tiny_text_model, create_mlip, list_presets
 
 REPORTS = ["No acute cardiopulmonary process.", "Small left pleural effusion. Mild pulmonary edema."] * 10

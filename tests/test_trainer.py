@@ -95,7 +95,7 @@ def test_nonfinite_gradient_skips_the_step_and_is_counted(text_dir):
 
 
 def test_too_many_nonfinite_steps_stop_the_run(text_dir):
-    from monai_mlip.engines import NonFiniteLossError
+    from monai_mlip.errors import NonFiniteLossError
 
     model = make_model(text_dir)
     model.image_projection.weight.register_hook(lambda grad: torch.full_like(grad, float("inf")))

@@ -9,14 +9,13 @@ from monai_mlip.engines.grounding import (
 )
 from monai_mlip.engines.prompts import PROMPTS, PromptSet, prompts_for
 from monai_mlip.engines.retrieval import retrieval_recall
-from monai_mlip.engines.trainer import MLIPTrainer, NonFiniteLossError
+from monai_mlip.engines.trainer import MLIPTrainer
 from monai_mlip.engines.zero_shot import ZeroShotClassifier, tokenize_texts, unwrap
 
 __all__ = [
     "PROMPTS",
     "GroundingInferer",
     "MLIPTrainer",
-    "NonFiniteLossError",
     "PromptSet",
     "ZeroShotClassifier",
     "heatmap_iou",

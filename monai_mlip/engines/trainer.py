@@ -26,14 +26,11 @@ from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys as Keys
 
 from monai_mlip.engines.zero_shot import unwrap
+from monai_mlip.errors import NonFiniteLossError
 
-__all__ = ["MLIPTrainer", "NonFiniteLossError"]
+__all__ = ["MLIPTrainer"]
 
 logger = logging.getLogger("monai_mlip.engines")
-
-
-class NonFiniteLossError(RuntimeError):
-    """Too many consecutive iterations produced a NaN or infinite loss."""
 
 
 class MLIPTrainer(SupervisedTrainer):

@@ -24,13 +24,12 @@ from monai_mlip.label.bundles import (
     select_bundles,
 )
 from monai_mlip.label.geometry import invert_to_image
-from monai_mlip.label.labels import LabelFileError, class_datalist, mask_datalist, read_image_label
+from monai_mlip.label.labels import class_datalist, mask_datalist, read_image_label
 from monai_mlip.label.masks import LoadMaskd, mask_extension, read_mask, write_mask
 from monai_mlip.label.recipes import mask_file_preprocessing
 
 __all__ = [
     "BUNDLE_KINDS",
-    "LabelFileError",
     "LoadMaskd",
     "bundle_kind",
     "check_pretrained_dir",

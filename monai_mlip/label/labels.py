@@ -18,14 +18,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from monai_mlip.errors import MLIPDataError
+from monai_mlip.errors import LabelFileError
 from monai_mlip.label.masks import read_mask
 
-__all__ = ["LabelFileError", "class_datalist", "is_class_file", "mask_datalist", "read_image_label"]
-
-
-class LabelFileError(MLIPDataError):
-    """A datastore label file cannot be read as the label the bundle needs."""
+__all__ = ["class_datalist", "is_class_file", "mask_datalist", "read_image_label"]
 
 
 def is_class_file(path: str | os.PathLike) -> bool:
