@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from monai_mlip.handlers.io import write_json_atomic
+from monai_mlip.atomic_io import write_json_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SUMMARY = "summary.json"

@@ -168,7 +168,7 @@ def prepare_once(target: str | os.PathLike, build: Callable[[Path], object], wha
     try:
         logger.info("preparing %s in %s (first use)", what, target)
         build(staging)
-        from monai_mlip.handlers.io import default_mode
+        from monai_mlip.atomic_io import default_mode
 
         staging.chmod(default_mode(directory=True))  # mkdtemp makes it private
         try:
@@ -234,7 +234,7 @@ def load_pretrained(
     """
     import json
 
-    from monai_mlip.handlers.io import read_checkpoint
+    from monai_mlip.atomic_io import read_checkpoint
     from monai_mlip.networks import create_mlip
 
     models_dir = Path(models_dir)

@@ -40,8 +40,8 @@ def write_pretrained_models(root: Path, vision_kwargs: dict):
     config record and the text model. Returns the model."""
     import torch
 
+    from monai_mlip.atomic_io import write_json_atomic
     from monai_mlip.bundle import MODEL_CONFIG, model_config
-    from monai_mlip.handlers import write_json_atomic
     from monai_mlip.networks import build_tiny_text_model, create_mlip, save_encoder
 
     text_dir = build_tiny_text_model(REPORT_CORPUS * 3, root / "text_model", vocab_size=150, min_frequency=1)

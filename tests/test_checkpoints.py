@@ -9,9 +9,9 @@ import os
 import pytest
 import torch
 
+from monai_mlip.atomic_io import read_checkpoint, save_atomic
 from monai_mlip.errors import CheckpointError
 from monai_mlip.handlers import latest_checkpoint
-from monai_mlip.handlers.io import read_checkpoint, save_atomic
 
 
 def write_checkpoints(directory, epochs=(1, 2, 3)):

@@ -19,9 +19,9 @@ from typing import Any
 from ignite.engine import Engine, Events
 from torch import nn
 
+from monai_mlip.atomic_io import write_json_atomic
 from monai_mlip.downstream.classification import CXRClassifier
 from monai_mlip.downstream.segmentation import unetr_from_tower
-from monai_mlip.handlers.io import write_json_atomic
 from monai_mlip.networks.export import tower_from_config
 
 __all__ = ["NETWORK_CONFIG", "PublishBestModel", "load_trained_network", "network_config"]

@@ -7,8 +7,6 @@ from monai_mlip.handlers.io import (
     FinalModelSaver,
     MetricsWriter,
     latest_checkpoint,
-    save_atomic,
-    write_json_atomic,
 )
 from monai_mlip.handlers.metrics import (
     BinaryClassificationMetric,
@@ -39,7 +37,5 @@ __all__ = [
     "encoder_card",
     "latest_checkpoint",
     "metric_key",
-    "save_atomic",
     "save_roc_curve",
-    "write_json_atomic",
 ]

@@ -14,8 +14,8 @@ import torch
 from ignite.engine import Engine, Events
 from monai.data import CSVSaver
 
+from monai_mlip.atomic_io import write_atomic
 from monai_mlip.engines.zero_shot import ZeroShotClassifier
-from monai_mlip.handlers.io import write_atomic
 
 __all__ = ["EmbeddingWriter", "ScoresCSVSaver"]
 

@@ -64,7 +64,7 @@ def save_roc_curve(
 ) -> None:
     """Draw the ROC curve of ``[N]`` scores against ``[N]`` 0/1 labels to a PNG (written atomically) and, with
     ``figures``, to TensorBoard as ``roc/<file name>`` at ``step``."""
-    from monai_mlip.handlers.io import write_atomic
+    from monai_mlip.atomic_io import write_atomic
 
     order = torch.argsort(scores, descending=True, stable=True)
     truth = labels[order].double()

@@ -119,8 +119,8 @@ def seed_model(bundle: str | os.PathLike, pretrained_dir: str | os.PathLike, see
     import torch
     from monai.bundle import ConfigParser
 
+    from monai_mlip.atomic_io import save_atomic, write_json_atomic
     from monai_mlip.downstream.saved import NETWORK_CONFIG, network_config
-    from monai_mlip.handlers.io import save_atomic, write_json_atomic
 
     bundle = Path(bundle)
     parser = ConfigParser()

@@ -20,9 +20,9 @@ from typing import Any, TypeVar
 
 from tqdm import tqdm
 
+from monai_mlip.atomic_io import write_atomic, write_json_atomic
 from monai_mlip.data.manifests.common import PREPARED_REPORT, BuildReport, ErrorPolicy
 from monai_mlip.errors import MLIPDataError
-from monai_mlip.handlers.io import write_atomic, write_json_atomic
 
 __all__ = ["accept", "run_jobs", "write_csv_atomic", "write_prepare_report"]
 

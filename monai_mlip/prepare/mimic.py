@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from monai_mlip.atomic_io import write_atomic
 from monai_mlip.data import build_mimic_cxr_manifest
 from monai_mlip.data.manifests.common import BuildReport, ErrorPolicy
 from monai_mlip.data.manifests.prepared import COLUMNS_NAME, PREPARED_INDEX, read_prepared_columns
-from monai_mlip.handlers.io import write_atomic
 from monai_mlip.prepare.common import accept, run_jobs, write_prepare_report
 from monai_mlip.prepare.images import resize_job
 
