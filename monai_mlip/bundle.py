@@ -1,5 +1,6 @@
 """What the bundle configs call to prepare a run: the bundle folder, the cached synthetic data, the tiny text model;
-and :func:`bundle_workflow`, which runs a bundle's configs from Python.
+and :func:`bundle_workflow`, which runs a bundle's configs from Python. (A trained run is rebuilt with
+:func:`monai_mlip.networks.load_pretrained`.)
 
 Each preparation happens on first use and is reused afterwards; each writes into a temporary folder and
 renames it into place, so an interrupted preparation never leaves a half-written folder that a later run
@@ -23,8 +24,6 @@ __all__ = [
     "bundle_workflow",
     "cache_dir",
     "ensure_text_model",
-    "load_pretrained",
-    "model_config",
     "prepare_once",
     "pretrained_models_dir",
     "rank_zero_first",
@@ -195,68 +194,6 @@ def ensure_text_model(out_dir: str | os.PathLike, corpus: Iterable[str], **kwarg
             out_dir, lambda staging: build_tiny_text_model(corpus, staging, **kwargs), "the tiny text model"
         )
     )
-
-
-MODEL_CONFIG = "mlip_config.json"
-
-
-def model_config(
-    models_dir: str | os.PathLike, preset: str, text_model: str | os.PathLike, overrides: dict | None = None
-) -> dict:
-    """The record of how the network was built (``models/mlip_config.json``, written with the weights when
-    a run completes) from which inference and the downstream bundles rebuild it with :func:`load_pretrained`.
-
-    A ``text_model`` inside ``models_dir`` is stored relative to it, so the bundle folder can move.
-    """
-    models_dir = Path(models_dir)
-    text = Path(text_model)
-    inside = text.is_absolute() and models_dir.resolve() in text.resolve().parents
-    return {
-        "preset": preset,
-        "text_model": str(text.resolve().relative_to(models_dir.resolve())) if inside else str(text_model),
-        "overrides": dict(overrides or {}),
-    }
-
-
-def load_pretrained(
-    models_dir: str | os.PathLike, weights: str | None = "model.pt", map_location: str = "cpu", **overrides: object
-):
-    """Rebuild the pre-trained MLIP model of a bundle's ``models`` folder and load its weights.
-
-    Args:
-        models_dir: the pre-training bundle's ``models`` folder (``mlip_config.json``, ``model.pt``, the text model).
-        weights: the weights file in ``models_dir`` (``None``: build without loading, random init).
-        map_location: where the weights are loaded.
-        overrides: :func:`~monai_mlip.networks.create_mlip` overrides on top of the recorded ones.
-
-    Raises:
-        FileNotFoundError: the folder lacks ``mlip_config.json`` or the weights: the message says which run writes them.
-    """
-    import json
-
-    from monai_mlip.atomic_io import read_checkpoint
-    from monai_mlip.networks import create_mlip
-
-    models_dir = Path(models_dir)
-    config_path = models_dir / MODEL_CONFIG
-    if not config_path.is_file():
-        raise FileNotFoundError(
-            f"{config_path} not found: run the pre-training bundle first "
-            "(python -m monai.bundle run --config_file bundles/mlip_pretrain/configs/train.json) "
-            "or point to the models folder of a finished run."
-        )
-    record = json.loads(config_path.read_text())
-    text_model = record["text_model"]
-    if (models_dir / text_model).is_dir():
-        text_model = str(models_dir / text_model)
-    settings = {**record.get("overrides", {}), "vision_weights": None, **overrides}
-    model = create_mlip(record["preset"], text_model=text_model, **settings)
-    if weights is not None:
-        path = models_dir / weights
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} not found: the pre-training run writes it when it completes.")
-        model.load_state_dict(read_checkpoint(path, map_location=map_location))
-    return model
 
 
 def synthetic_dataset(

@@ -41,8 +41,7 @@ def write_pretrained_models(root: Path, vision_kwargs: dict):
     import torch
 
     from monai_mlip.atomic_io import write_json_atomic
-    from monai_mlip.bundle import MODEL_CONFIG, model_config
-    from monai_mlip.networks import build_tiny_text_model, create_mlip, save_encoder
+    from monai_mlip.networks import MODEL_CONFIG, build_tiny_text_model, create_mlip, model_config, save_encoder
 
     text_dir = build_tiny_text_model(REPORT_CORPUS * 3, root / "text_model", vocab_size=150, min_frequency=1)
     overrides = {"image_size": 32, "vision_kwargs": vision_kwargs}

@@ -105,7 +105,7 @@ def test_initialisations(pretrained_models_dir):
 
 
 def test_zero_shot_logits_are_the_prompt_ensemble_probabilities(pretrained_models_dir):
-    from monai_mlip.bundle import load_pretrained
+    from monai_mlip.networks import load_pretrained
 
     mlip = load_pretrained(pretrained_models_dir).eval()
     net = ZeroShotLogits(mlip, ["Pneumonia", "Pneumothorax"]).eval()
@@ -198,7 +198,7 @@ def _reference_ot_similarity(patches: torch.Tensor, sentences: torch.Tensor, eps
 
 
 def test_zero_shot_local_score_is_the_ot_similarity_to_the_prompt_sentences(pretrained_models_dir):
-    from monai_mlip.bundle import load_pretrained
+    from monai_mlip.networks import load_pretrained
 
     mlip = load_pretrained(pretrained_models_dir).eval()
     classifier = ZeroShotClassifier(mlip, ["Pneumonia", "Pneumothorax"])
@@ -219,7 +219,7 @@ def test_zero_shot_local_score_is_the_ot_similarity_to_the_prompt_sentences(pret
 
 
 def test_zero_shot_local_score_prefers_patches_that_match_the_positive_prompts(pretrained_models_dir):
-    from monai_mlip.bundle import load_pretrained
+    from monai_mlip.networks import load_pretrained
 
     classifier = ZeroShotClassifier(load_pretrained(pretrained_models_dir).eval(), ["Pneumonia"])
     sentences = classifier.class_sentences()
@@ -231,7 +231,7 @@ def test_zero_shot_local_score_prefers_patches_that_match_the_positive_prompts(p
 
 
 def test_zero_shot_logits_of_the_local_score(pretrained_models_dir):
-    from monai_mlip.bundle import load_pretrained
+    from monai_mlip.networks import load_pretrained
 
     mlip = load_pretrained(pretrained_models_dir).eval()
     net = ZeroShotLogits(mlip, ["Pneumonia", "Pneumothorax"], score="local").eval()
@@ -245,8 +245,8 @@ def test_zero_shot_logits_of_the_local_score(pretrained_models_dir):
 
 
 def test_zero_shot_auc_metric_by_the_local_score(pretrained_models_dir):
-    from monai_mlip.bundle import load_pretrained
     from monai_mlip.handlers import ZeroShotAUCMetric
+    from monai_mlip.networks import load_pretrained
 
     mlip = load_pretrained(pretrained_models_dir).eval()
     classifier = ZeroShotClassifier(mlip, ["Pneumonia"])

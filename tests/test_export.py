@@ -10,10 +10,9 @@ import timm
 import torch
 from ignite.engine import Engine, Events
 
-from monai_mlip.bundle import MODEL_CONFIG, load_pretrained
 from monai_mlip.downstream import CXRClassifier, PublishBestModel, load_trained_network
 from monai_mlip.handlers import FinalModelSaver, encoder_card
-from monai_mlip.networks import ENCODER_DIR, load_encoder, save_encoder
+from monai_mlip.networks import ENCODER_DIR, MODEL_CONFIG, load_encoder, load_pretrained, save_encoder
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

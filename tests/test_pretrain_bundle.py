@@ -14,10 +14,10 @@ import torch
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow, ckpt_export, verify_net_in_out
 
-from monai_mlip.bundle import bundle_workflow, load_pretrained, synthetic_dataset
+from monai_mlip.bundle import bundle_workflow, synthetic_dataset
 from monai_mlip.data import find_data_error
 from monai_mlip.errors import ImageReadError
-from monai_mlip.networks import load_encoder
+from monai_mlip.networks import load_encoder, load_pretrained
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "bundles" / "mlip_pretrain"

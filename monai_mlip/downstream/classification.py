@@ -18,6 +18,7 @@ from torch.nn import functional as F
 from monai_mlip.engines.zero_shot import SCORES, PromptSentences, ZeroShotClassifier, prompt_local_logits
 from monai_mlip.networks.encoder import ImageEncoder
 from monai_mlip.networks.export import ENCODER_DIR, SAVED, encoder_config, load_encoder
+from monai_mlip.networks.factory import load_pretrained
 from monai_mlip.networks.mlip import MLIP
 from monai_mlip.networks.vision import VisionTower
 
@@ -219,7 +220,5 @@ def build_classifier(
         zero_shot_score: ``global`` or ``local`` (the OT patch-sentence score), for zero-shot.
     """
     if mode == "zero_shot":
-        from monai_mlip.bundle import load_pretrained
-
         return ZeroShotLogits(load_pretrained(pretrained_dir).eval(), findings, prompts, score=zero_shot_score)
     return classifier_from_pretrained(pretrained_dir, mode=mode, init=init, num_classes=len(findings))

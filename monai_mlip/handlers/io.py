@@ -136,7 +136,7 @@ class FinalModelSaver:
        ``CheckpointLoader`` with ``load_dict={"model": network}``;
     2. ``encoder_dir``: the network's vision tower (``network.vision``) for sharing
        (:func:`~monai_mlip.networks.save_encoder`), with the model card ``card()`` returns;
-    3. ``config_path``: ``config`` as JSON (the record :func:`~monai_mlip.bundle.load_pretrained` rebuilds
+    3. ``config_path``: ``config`` as JSON (the record :func:`~monai_mlip.networks.load_pretrained` rebuilds
        the network from).
 
     Each file is written atomically, and a run that stops before completing writes none of them, so a

@@ -9,7 +9,15 @@ from monai_mlip.networks.convert import (
 )
 from monai_mlip.networks.encoder import ImageEncoder
 from monai_mlip.networks.export import ENCODER_DIR, encoder_config, load_encoder, save_encoder, tower_from_config
-from monai_mlip.networks.factory import PRESETS, MLIPConfig, create_mlip, list_presets
+from monai_mlip.networks.factory import (
+    MODEL_CONFIG,
+    PRESETS,
+    MLIPConfig,
+    create_mlip,
+    list_presets,
+    load_pretrained,
+    model_config,
+)
 from monai_mlip.networks.mip import MaskedImageDecoder, patchify
 from monai_mlip.networks.mlip import MLIP, MLIPOutput, SentenceEmbeddings
 from monai_mlip.networks.sie import SemanticIntegrityEstimator
@@ -20,6 +28,7 @@ from monai_mlip.networks.vision import VisionFeatures, VisionTower, random_patch
 __all__ = [
     "ENCODER_DIR",
     "MLIP",
+    "MODEL_CONFIG",
     "PRESETS",
     "ImageEncoder",
     "MLIPConfig",
@@ -37,8 +46,10 @@ __all__ = [
     "encoder_config",
     "list_presets",
     "load_encoder",
+    "load_pretrained",
     "load_tower_weights",
     "load_vit_weights",
+    "model_config",
     "patchify",
     "pool_sentences",
     "random_patch_mask",

@@ -1,4 +1,4 @@
-"""Model presets and the :func:`create_mlip` factory.
+"""Model presets, the :func:`create_mlip` factory, and :func:`load_pretrained`, which rebuilds a trained run.
 
 Every preset is an :class:`MLIPConfig`; :func:`create_mlip` takes a preset name and overrides any of its
 fields by keyword, so bundle configs can say ``create_mlip("paper", vision_weights="/data/vit.safetensors",
@@ -30,15 +30,18 @@ Presets:
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
+from monai_mlip.atomic_io import read_checkpoint
 from monai_mlip.networks.mlip import MLIP
 from monai_mlip.networks.text import TextTower
 from monai_mlip.networks.vision import VisionTower
 
-__all__ = ["PRESETS", "MLIPConfig", "create_mlip", "list_presets"]
+__all__ = ["MODEL_CONFIG", "PRESETS", "MLIPConfig", "create_mlip", "list_presets", "load_pretrained", "model_config"]
 
 
 @dataclass(frozen=True)
@@ -182,4 +185,61 @@ def create_mlip(preset: str = "tiny", **overrides: Any) -> MLIP:
         use_mip=config.use_mip,
     )
     model.config = config
+    return model
+
+
+MODEL_CONFIG = "mlip_config.json"
+
+
+def model_config(
+    models_dir: str | os.PathLike, preset: str, text_model: str | os.PathLike, overrides: dict | None = None
+) -> dict:
+    """The record of how the network was built (``models/mlip_config.json``, written with the weights when
+    a run completes) from which inference and zero-shot rebuild it with :func:`load_pretrained`.
+
+    A ``text_model`` inside ``models_dir`` is stored relative to it, so the bundle folder can move.
+    """
+    models_dir = Path(models_dir)
+    text = Path(text_model)
+    inside = text.is_absolute() and models_dir.resolve() in text.resolve().parents
+    return {
+        "preset": preset,
+        "text_model": str(text.resolve().relative_to(models_dir.resolve())) if inside else str(text_model),
+        "overrides": dict(overrides or {}),
+    }
+
+
+def load_pretrained(
+    models_dir: str | os.PathLike, weights: str | None = "model.pt", map_location: str = "cpu", **overrides: object
+) -> MLIP:
+    """Rebuild the pre-trained MLIP model of a bundle's ``models`` folder and load its weights.
+
+    Args:
+        models_dir: the pre-training bundle's ``models`` folder (``mlip_config.json``, ``model.pt``, the text model).
+        weights: the weights file in ``models_dir`` (``None``: build without loading, random init).
+        map_location: where the weights are loaded.
+        overrides: :func:`~monai_mlip.networks.create_mlip` overrides on top of the recorded ones.
+
+    Raises:
+        FileNotFoundError: the folder lacks ``mlip_config.json`` or the weights: the message says which run writes them.
+    """
+    models_dir = Path(models_dir)
+    config_path = models_dir / MODEL_CONFIG
+    if not config_path.is_file():
+        raise FileNotFoundError(
+            f"{config_path} not found: run the pre-training bundle first "
+            "(python -m monai.bundle run --config_file bundles/mlip_pretrain/configs/train.json) "
+            "or point to the models folder of a finished run."
+        )
+    record = json.loads(config_path.read_text())
+    text_model = record["text_model"]
+    if (models_dir / text_model).is_dir():
+        text_model = str(models_dir / text_model)
+    settings = {**record.get("overrides", {}), "vision_weights": None, **overrides}
+    model = create_mlip(record["preset"], text_model=text_model, **settings)
+    if weights is not None:
+        path = models_dir / weights
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: the pre-training run writes it when it completes.")
+        model.load_state_dict(read_checkpoint(path, map_location=map_location))
     return model
