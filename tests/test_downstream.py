@@ -10,9 +10,10 @@ from ignite.engine import Engine
 from monai.metrics import compute_roc_auc
 
 from monai_mlip.downstream import ZeroShotLogits, classifier_from_pretrained, epochs_for_steps, unetr_from_pretrained
-from monai_mlip.engines import ZeroShotClassifier
-from monai_mlip.handlers import BinaryClassificationMetric, best_f1
+from monai_mlip.handlers import BinaryClassificationMetric
+from monai_mlip.metrics import best_f1
 from monai_mlip.networks import ImageEncoder
+from monai_mlip.zero_shot import ZeroShotClassifier
 
 
 def f1_and_accuracy(scores, labels, threshold):

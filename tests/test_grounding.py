@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from monai_mlip.engines.grounding import flat_maps, phrase_heatmaps
 from monai_mlip.handlers import GroundingMetric
+from monai_mlip.inferers import phrase_heatmaps
 from monai_mlip.losses import patch_sentence_plans
+from monai_mlip.metrics import flat_maps
 
 
 def test_a_lone_phrase_gives_a_flat_map_and_is_skipped_not_missed():

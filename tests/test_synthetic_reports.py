@@ -14,9 +14,9 @@ from torch.nn import functional as F
 from monai_mlip.data import clean_text, parse_report, report_text, split_sentences, tokenize_sentences
 from monai_mlip.data.synthetic import CHEXPERT_COLUMNS, FindingSpec, Statement, render_study
 from monai_mlip.data.synthetic.reports import aggregate_labels
-from monai_mlip.engines import ZeroShotClassifier
 from monai_mlip.losses import global_contrastive_loss
 from monai_mlip.networks import build_tiny_text_model, create_mlip
+from monai_mlip.zero_shot import ZeroShotClassifier
 
 # Which column each finding's sentences must assert (1.0, or -1.0 when hedged).
 MAIN_LABEL = {

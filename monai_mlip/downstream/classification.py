@@ -15,12 +15,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from monai_mlip.engines.zero_shot import SCORES, PromptSentences, ZeroShotClassifier, prompt_local_logits
 from monai_mlip.networks.encoder import ImageEncoder
 from monai_mlip.networks.export import ENCODER_DIR, SAVED, encoder_config, load_encoder
 from monai_mlip.networks.factory import load_pretrained
 from monai_mlip.networks.mlip import MLIP
 from monai_mlip.networks.vision import VisionTower
+from monai_mlip.zero_shot.classifier import SCORES, PromptSentences, ZeroShotClassifier, prompt_local_logits
 
 __all__ = [
     "INITS",

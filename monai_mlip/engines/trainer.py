@@ -25,8 +25,8 @@ from monai.engines import SupervisedTrainer
 from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys as Keys
 
-from monai_mlip.engines.zero_shot import unwrap
 from monai_mlip.errors import NonFiniteLossError
+from monai_mlip.networks.mlip import unwrap
 
 __all__ = ["MLIPTrainer"]
 

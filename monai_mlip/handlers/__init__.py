@@ -13,7 +13,6 @@ from monai_mlip.handlers.metrics import (
     GroundingMetric,
     RetrievalMetric,
     ZeroShotAUCMetric,
-    best_f1,
     metric_key,
 )
 from monai_mlip.handlers.model_card import encoder_card
@@ -33,7 +32,6 @@ __all__ = [
     "ScoresCSVSaver",
     "SegmentationOverlaySaver",
     "ZeroShotAUCMetric",
-    "best_f1",
     "encoder_card",
     "latest_checkpoint",
     "metric_key",

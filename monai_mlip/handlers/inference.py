@@ -15,7 +15,7 @@ from ignite.engine import Engine, Events
 from monai.data import CSVSaver
 
 from monai_mlip.atomic_io import write_atomic
-from monai_mlip.engines.zero_shot import ZeroShotClassifier
+from monai_mlip.zero_shot.classifier import ZeroShotClassifier
 
 __all__ = ["EmbeddingWriter", "ScoresCSVSaver"]
 

@@ -20,16 +20,14 @@ from ignite.metrics import Metric
 from monai.metrics import compute_roc_auc
 from monai.utils import convert_to_tensor, evenly_divisible_all_gather
 
-from monai_mlip.engines.grounding import flat_maps, heatmap_iou, pointing_game, random_map_scores
-from monai_mlip.engines.retrieval import retrieval_recall
-from monai_mlip.engines.zero_shot import SCORES, ZeroShotClassifier
+from monai_mlip.metrics import best_f1, flat_maps, heatmap_iou, pointing_game, random_map_scores, retrieval_recall
+from monai_mlip.zero_shot.classifier import SCORES, ZeroShotClassifier
 
 __all__ = [
     "BinaryClassificationMetric",
     "GroundingMetric",
     "RetrievalMetric",
     "ZeroShotAUCMetric",
-    "best_f1",
     "metric_key",
 ]
 
@@ -114,7 +112,7 @@ class ZeroShotAUCMetric(_Collector):
         classifier: the prompt-ensemble classifier of the model being evaluated.
         label_names: names of the label columns.
         min_cases: fewest positives and negatives for an AUC.
-        score: ``"global"`` or ``"local"`` (:mod:`monai_mlip.engines.zero_shot`).
+        score: ``"global"`` or ``"local"`` (:mod:`monai_mlip.zero_shot.classifier`).
     """
 
     _fields = ("image", "labels")
@@ -160,7 +158,7 @@ class GroundingMetric(_Collector):
 
     ``output_transform`` gives ``(heatmaps [B, rows, cols], masks [B, 1, H, W] or [B, H, W])``.
 
-    A flat heatmap (:func:`~monai_mlip.engines.grounding.flat_maps`: the phrase was its report's only
+    A flat heatmap (:func:`~monai_mlip.metrics.flat_maps`: the phrase was its report's only
     sentence, so the OT plan column is the patch marginal itself) points nowhere; its argmax would be pixel
     (0, 0), a miss that says nothing about the model. Such phrases are counted in
     ``grounding/phrases_skipped`` and left out of every score (and of the random baseline);
@@ -212,29 +210,6 @@ class GroundingMetric(_Collector):
     def headline(self, results: dict[str, float]) -> float:
         """The pointing-game accuracy."""
         return results.get("grounding/pointing_game", float("nan"))
-
-
-def best_f1(scores: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    """The best F1 over all thresholds of the precision-recall curve, and the accuracy at that threshold.
-
-    Args:
-        scores: ``[N]`` scores (any monotone scale: logits or probabilities).
-        labels: ``[N]`` 0/1 truth.
-
-    Returns:
-        ``f1``, ``threshold`` (predict positive when ``score >= threshold``) and ``accuracy``.
-    """
-    order = torch.argsort(scores, descending=True, stable=True)
-    ranked, truth = scores[order].double(), labels[order].double()
-    true_positives = truth.cumsum(0)
-    predicted = torch.arange(1, len(truth) + 1, dtype=torch.float64)
-    last_of_tie = torch.ones_like(ranked, dtype=torch.bool)  # a threshold takes every tied score or none
-    last_of_tie[:-1] = ranked[1:] != ranked[:-1]
-    f1 = 2 * true_positives / (predicted + truth.sum())
-    f1 = torch.where(last_of_tie, f1, torch.zeros_like(f1))
-    best = int(torch.argmax(f1))
-    correct = true_positives[best] + (len(truth) - predicted[best]) - (truth.sum() - true_positives[best])
-    return {"f1": float(f1[best]), "threshold": float(ranked[best]), "accuracy": float(correct / len(truth))}
 
 
 class BinaryClassificationMetric(_Collector):

@@ -13,7 +13,7 @@ from ignite.engine import Engine, Events
 from torch import nn
 from torch.nn import functional as F
 
-from monai_mlip.engines.zero_shot import unwrap
+from monai_mlip.networks.mlip import unwrap
 
 __all__ = [
     "FigureLogger",
@@ -122,7 +122,7 @@ class _FirstItemsSaver:
 class GroundingHeatmapSaver(_FirstItemsSaver):
     """Save the first ``max_items`` phrase heatmaps of an evaluation as PNGs (image, heatmap, truth outline).
 
-    Reads the evaluator output of a :class:`~monai_mlip.engines.GroundingInferer` run: ``image``
+    Reads the evaluator output of a :class:`~monai_mlip.inferers.GroundingInferer` run: ``image``
     ``[B, C, H, W]``, ``label`` (the ground-truth mask ``[B, 1, H, W]``) and ``pred["heatmap"]``, and the
     batch's ``phrase`` strings.
 

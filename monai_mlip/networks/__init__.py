@@ -19,7 +19,7 @@ from monai_mlip.networks.factory import (
     model_config,
 )
 from monai_mlip.networks.mip import MaskedImageDecoder, patchify
-from monai_mlip.networks.mlip import MLIP, MLIPOutput, SentenceEmbeddings
+from monai_mlip.networks.mlip import MLIP, MLIPOutput, SentenceEmbeddings, unwrap
 from monai_mlip.networks.sie import SemanticIntegrityEstimator
 from monai_mlip.networks.text import TextFeatures, TextTower, pool_sentences
 from monai_mlip.networks.tiny_text import build_tiny_text_model
@@ -56,5 +56,6 @@ __all__ = [
     "save_encoder",
     "to_monai_vit",
     "tower_from_config",
+    "unwrap",
     "vit_state_dict_for_monai",
 ]

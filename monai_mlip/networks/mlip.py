@@ -25,7 +25,7 @@ from monai_mlip.networks.sie import SemanticIntegrityEstimator
 from monai_mlip.networks.text import TextTower
 from monai_mlip.networks.vision import VisionTower
 
-__all__ = ["MLIP", "MLIPOutput", "SentenceEmbeddings"]
+__all__ = ["MLIP", "MLIPOutput", "SentenceEmbeddings", "unwrap"]
 
 
 @dataclass
@@ -78,6 +78,11 @@ class SentenceEmbeddings(NamedTuple):
 
     embeds: torch.Tensor
     mask: torch.Tensor
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside a ``DistributedDataParallel`` / ``DataParallel`` wrapper (or the model itself)."""
+    return model.module if hasattr(model, "module") else model
 
 
 class MLIP(nn.Module):

@@ -21,17 +21,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from monai_mlip.data.reports import split_sentences, tokenize_sentences
-from monai_mlip.engines.prompts import PromptSet, prompts_for
 from monai_mlip.losses import patch_sentence_similarity
+from monai_mlip.networks.mlip import unwrap
+from monai_mlip.zero_shot.prompts import PromptSet, prompts_for
 
-__all__ = ["SCORES", "PromptSentences", "ZeroShotClassifier", "prompt_local_logits", "tokenize_texts", "unwrap"]
+__all__ = ["SCORES", "PromptSentences", "ZeroShotClassifier", "prompt_local_logits", "tokenize_texts"]
 
 SCORES = ("global", "local")
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The module inside a ``DistributedDataParallel`` / ``DataParallel`` wrapper (or the model itself)."""
-    return model.module if hasattr(model, "module") else model
 
 
 def tokenize_texts(texts: Sequence[str], tokenizer: Any, max_length: int = 64) -> dict[str, torch.Tensor]:
@@ -93,7 +89,7 @@ class ZeroShotClassifier:
 
     Args:
         model: an :class:`~monai_mlip.networks.MLIP` (or a DDP wrapper of one).
-        findings: finding names with built-in prompts (:data:`~monai_mlip.engines.prompts.PROMPTS`) or in ``prompts``.
+        findings: finding names with built-in prompts (:data:`~monai_mlip.zero_shot.prompts.PROMPTS`) or in ``prompts``.
         prompts: custom prompt sets, ``{name: {"positive": [...], "negative": [...]}}``.
         max_length: token length of a prompt.
         ot_epsilon: entropic regularisation of the local score's OT (the pre-training loss's).
