@@ -36,8 +36,8 @@ from PIL import Image
 
 from benchmarks.common import paired_seconds, parse_args, synthetic_reports, write_results
 from monai_mlip.data import read_cxr
-from monai_mlip.data.synthetic import REAL_SIZE, write_real_size_mimic
 from monai_mlip.prepare import prepare_image, write_prepared_columns
+from monai_mlip.synthetic import REAL_SIZE, write_real_size_mimic
 
 REPO = Path(__file__).resolve().parents[1]
 FULL = REAL_SIZE
@@ -45,7 +45,7 @@ FIRST_BATCHES = 5
 
 
 def full_size_jpgs(root: Path, count: int) -> list[Path]:
-    """``count`` distinct full-size JPGs from :func:`~monai_mlip.data.synthetic.write_real_size_mimic`."""
+    """``count`` distinct full-size JPGs from :func:`~monai_mlip.synthetic.write_real_size_mimic`."""
     layout = write_real_size_mimic(root / "layout", studies=count, pool=count)
     return sorted(layout.glob("_pool/large/*.jpg"))
 

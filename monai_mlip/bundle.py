@@ -218,7 +218,7 @@ def synthetic_dataset(
     Returns:
         The dataset folder, ready for the manifest builders.
     """
-    from monai_mlip.data.synthetic import write_layout
+    from monai_mlip.synthetic import write_layout
 
     folder = Path(root) if root is not None else cache_dir() / "synthetic"
     out = folder / f"{layout}_n{n}_seed{seed}_{image_size}px"

@@ -23,10 +23,10 @@ from monai_mlip.data import (
 from monai_mlip.data.manifests import COLUMNS_NAME
 from monai_mlip.data.manifests import PREPARED_INDEX as INDEX_NAME
 from monai_mlip.data.manifests import PREPARED_REPORT as REPORT_NAME
-from monai_mlip.data.synthetic.layouts import MS_CXR_FILE
 from monai_mlip.errors import ImageReadError, ReportError
 from monai_mlip.prepare import prepare_image, prepare_mimic_cxr, prepared_sizes, resize_mask
 from monai_mlip.prepare.__main__ import main
+from monai_mlip.synthetic.layouts.mimic import MS_CXR_FILE
 from tests.conftest import write_dicom
 
 FULL = (2544, 3056)  # MIMIC-CXR-JPG's typical size, rows x columns
@@ -176,7 +176,7 @@ def test_command_line(tmp_path, capsys):
 
 
 def test_the_real_size_synthetic_layout_links_a_small_pool_and_prepares(tmp_path):
-    from monai_mlip.data.synthetic import REAL_SIZE, write_real_size_mimic
+    from monai_mlip.synthetic import REAL_SIZE, write_real_size_mimic
 
     root = write_real_size_mimic(tmp_path / "mimic", studies=12, pool=2)
     manifest = build_mimic_cxr_manifest(root, split=None)

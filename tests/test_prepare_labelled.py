@@ -21,10 +21,10 @@ from monai_mlip.data import (
 from monai_mlip.data.manifests import PREPARED_REPORT, is_prepared
 from monai_mlip.data.manifests.chexpert import CHEXPERT_5X200_CLASSES
 from monai_mlip.data.manifests.mimic import CHEXPERT_LABELS
-from monai_mlip.data.synthetic.layouts import write_rsna, write_siim
 from monai_mlip.errors import ImageReadError
 from monai_mlip.prepare import prepare_chexpert, prepare_rsna, prepare_siim, resize_mask
 from monai_mlip.prepare.__main__ import main
+from monai_mlip.synthetic.layouts import write_rsna, write_siim
 
 SOURCE_SIZE, PREPARED_SIZE = 256, 128
 

@@ -23,10 +23,11 @@ from monai_mlip.data import (
     split_sentences,
 )
 from monai_mlip.data.manifests.common import read_csv_rows
-from monai_mlip.data.synthetic import CHEXPERT_COLUMNS, render_study, write_mimic, write_rsna, write_siim
-from monai_mlip.data.synthetic import findings as findings_module
-from monai_mlip.data.synthetic.__main__ import main
-from monai_mlip.data.synthetic.identifiers import item_rng
+from monai_mlip.data.manifests.mimic import CHEXPERT_LABELS
+from monai_mlip.synthetic import findings as findings_module
+from monai_mlip.synthetic import render_study, write_mimic, write_rsna, write_siim
+from monai_mlip.synthetic.__main__ import main
+from monai_mlip.synthetic.identifiers import item_rng
 
 SIZE = 64
 
@@ -57,7 +58,7 @@ def test_mimic_layout_on_disk(mimic):
         assert path.read_bytes()[:2] == b"\x1f\x8b"
     with gzip.open(root / "mimic-cxr-2.0.0-chexpert.csv.gz", "rt") as handle:
         header = handle.readline().strip()
-    assert header == "subject_id,study_id," + ",".join(CHEXPERT_COLUMNS)
+    assert header == "subject_id,study_id," + ",".join(CHEXPERT_LABELS)
     for subject_id, study_id, *dicom_ids in mimic.ids:
         assert len(subject_id) == 8 and subject_id[0] == "1" and len(study_id) == 8 and study_id[0] == "5"
         folder = root / "files" / f"p{subject_id[:2]}" / f"p{subject_id}" / f"s{study_id}"
@@ -83,7 +84,7 @@ def test_mimic_reads_back_through_the_manifest(mimic):
         item = by_study[study_id]
         study = _rerender("mimic", mimic, index, lateral=len(dicom_ids) > 1)
         assert item["subject_id"] == subject_id and item["dicom_id"] == dicom_ids[0] and item["view"] == study.view
-        expected = np.array([study.labels[c] for c in CHEXPERT_COLUMNS], np.float32)
+        expected = np.array([study.labels[c] for c in CHEXPERT_LABELS], np.float32)
         np.testing.assert_array_equal(np.isnan(item["labels"]), np.isnan(expected))
         np.testing.assert_array_equal(np.nan_to_num(item["labels"], nan=9), np.nan_to_num(expected, nan=9))
         sentences = split_sentences(item["report"])
@@ -244,13 +245,11 @@ def test_command_line(tmp_path, capsys):
 def test_summary_counts_and_labels(mimic):
     labels = list(read_csv_rows(mimic.root / "mimic-cxr-2.0.0-chexpert.csv.gz"))
     assert len(labels) == mimic.n_studies
-    for column in CHEXPERT_COLUMNS:
+    for column in CHEXPERT_LABELS:
         values = {row[column] for row in labels}
         assert values <= {"1.0", "0.0", "-1.0", ""}
         count = sum(row[column] == "1.0" for row in labels)
         assert mimic.counts[f"label:{column}"] == count
     no_finding = [row for row in labels if row["No Finding"] == "1.0"]
-    assert no_finding and all(
-        row[c] in ("0.0", "") for row in no_finding for c in CHEXPERT_COLUMNS if c != "No Finding"
-    )
+    assert no_finding and all(row[c] in ("0.0", "") for row in no_finding for c in CHEXPERT_LABELS if c != "No Finding")
     assert not math.isnan(mimic.seconds)

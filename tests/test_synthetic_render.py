@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from monai_mlip.data.synthetic import DEVICES, FindingSpec, render_study, sample_findings
-from monai_mlip.data.synthetic.findings import PREVALENCE, SAMPLED_SEVERITY
 from monai_mlip.errors import MLIPError
+from monai_mlip.synthetic import DEVICES, FindingSpec, render_study, sample_findings
+from monai_mlip.synthetic.findings import PREVALENCE, SAMPLED_SEVERITY
 
 SIZE = 96
 
@@ -177,7 +177,7 @@ def test_default_output_does_not_need_torchxrayvision(monkeypatch):
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "torchxrayvision" else real_find_spec(name, *a)
     )
-    from monai_mlip.data.synthetic import real_shapes
+    from monai_mlip.synthetic import real_shapes
 
     real_shapes.real_shapes.cache_clear()
     try:
@@ -203,10 +203,10 @@ def test_real_pneumothorax_grows_with_severity():
     """Most real SIIM masks are a few pixels at the size models train on: the renderer grows them to the
     share of their lung that the severity asks for."""
     pytest.importorskip("torchxrayvision")
-    from monai_mlip.data.synthetic.anatomy import render_anatomy, sample_anatomy
-    from monai_mlip.data.synthetic.fields import field_bank
-    from monai_mlip.data.synthetic.findings import _pneumothorax_extent, render_finding
-    from monai_mlip.data.synthetic.real_shapes import real_shapes
+    from monai_mlip.synthetic.anatomy import render_anatomy, sample_anatomy
+    from monai_mlip.synthetic.fields import field_bank
+    from monai_mlip.synthetic.findings import _pneumothorax_extent, render_finding
+    from monai_mlip.synthetic.real_shapes import real_shapes
 
     bank = field_bank(128)
     for severity in (0.3, 1.0):

@@ -12,10 +12,11 @@ from monai.metrics import compute_roc_auc
 from torch.nn import functional as F
 
 from monai_mlip.data import clean_text, parse_report, report_text, split_sentences, tokenize_sentences
-from monai_mlip.data.synthetic import CHEXPERT_COLUMNS, FindingSpec, Statement, render_study
-from monai_mlip.data.synthetic.reports import aggregate_labels
+from monai_mlip.data.manifests.mimic import CHEXPERT_LABELS
 from monai_mlip.losses import global_contrastive_loss
 from monai_mlip.networks import build_tiny_text_model, create_mlip
+from monai_mlip.synthetic import FindingSpec, Statement, render_study
+from monai_mlip.synthetic.reports import aggregate_labels
 from monai_mlip.zero_shot import ZeroShotClassifier
 
 # Which column each finding's sentences must assert (1.0, or -1.0 when hedged).
@@ -68,7 +69,7 @@ def test_every_finding_sentence_survives_the_report_parser(studies):
 def test_labels_follow_the_sentences(studies):
     for study in studies:
         labels = study.labels
-        assert list(labels) == list(CHEXPERT_COLUMNS)
+        assert list(labels) == list(CHEXPERT_LABELS)
         assert all(math.isnan(v) or v in (1.0, 0.0, -1.0) for v in labels.values())
         assert labels == aggregate_labels(study.report.findings + study.report.impression)
         for finding in study.findings:
@@ -175,8 +176,8 @@ def test_pneumothorax_prompts_read_as_the_reports_state_it(studies, tmp_path):
     """
     torch.manual_seed(0)
     reports = [report_text(parse_report(study.report.text)) for study in studies]
-    labels = torch.tensor([[study.labels[c] for c in CHEXPERT_COLUMNS] for study in studies]).nan_to_num(0.0)
-    ideal_images = F.normalize(labels.clamp(min=0.0) @ torch.randn(len(CHEXPERT_COLUMNS), 128), dim=-1)
+    labels = torch.tensor([[study.labels[c] for c in CHEXPERT_LABELS] for study in studies]).nan_to_num(0.0)
+    ideal_images = F.normalize(labels.clamp(min=0.0) @ torch.randn(len(CHEXPERT_LABELS), 128), dim=-1)
     model = create_mlip("tiny", text_model=build_tiny_text_model(reports[:300], tmp_path / "text"))
     tokens = [tokenize_sentences(split_sentences(text), model.tokenizer, 128) for text in reports]
     input_ids = torch.stack([t["input_ids"] for t in tokens])
@@ -189,7 +190,7 @@ def test_pneumothorax_prompts_read_as_the_reports_state_it(studies, tmp_path):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    truth = labels[300:, CHEXPERT_COLUMNS.index("Pneumothorax")]
+    truth = labels[300:, CHEXPERT_LABELS.index("Pneumothorax")]
     known = truth >= 0
     assert int(truth[known].sum()) >= 10
     scores = ZeroShotClassifier(model, ["Pneumothorax"]).scores(ideal_images[300:])[:, 0]

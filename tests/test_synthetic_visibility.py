@@ -12,7 +12,7 @@ import pytest
 import torch
 from scipy.stats import rankdata
 
-from monai_mlip.data.synthetic import PREVALENCE, FindingSpec, render_study, sample_findings
+from monai_mlip.synthetic import PREVALENCE, FindingSpec, render_study, sample_findings
 
 SIZE = 64
 

@@ -10,18 +10,17 @@
   studies, linking their files to a small rendered pool (for testing the real-size path).
 - :func:`write_preview` / :func:`preview_layout` draw a PNG contact sheet to look at.
 
-Command line: ``python -m monai_mlip.data.synthetic --layout mimic|rsna|siim --out DIR --n N --seed S``.
+Command line: ``python -m monai_mlip.synthetic --layout mimic|rsna|siim --out DIR --n N --seed S``.
 """
 
-from monai_mlip.data.synthetic.findings import DEVICES, FINDINGS, PREVALENCE, Finding, FindingSpec, sample_findings
-from monai_mlip.data.synthetic.layouts import LAYOUTS, WriteSummary, write_layout, write_mimic, write_rsna, write_siim
-from monai_mlip.data.synthetic.preview import preview_layout, write_preview
-from monai_mlip.data.synthetic.real_size import REAL_SIZE, write_real_size_mimic
-from monai_mlip.data.synthetic.reports import CHEXPERT_COLUMNS, MS_CXR_CATEGORIES, Report, Statement
-from monai_mlip.data.synthetic.study import SyntheticStudy, render_study
+from monai_mlip.synthetic.findings import DEVICES, FINDINGS, PREVALENCE, Finding, FindingSpec, sample_findings
+from monai_mlip.synthetic.layouts import LAYOUTS, WriteSummary, write_layout, write_mimic, write_rsna, write_siim
+from monai_mlip.synthetic.preview import preview_layout, write_preview
+from monai_mlip.synthetic.real_size import REAL_SIZE, write_real_size_mimic
+from monai_mlip.synthetic.reports import MS_CXR_CATEGORIES, Report, Statement
+from monai_mlip.synthetic.study import SyntheticStudy, render_study
 
 __all__ = [
-    "CHEXPERT_COLUMNS",
     "DEVICES",
     "FINDINGS",
     "LAYOUTS",

@@ -19,17 +19,17 @@ import numpy as np
 from PIL import Image
 
 from monai_mlip.data.manifests.common import read_csv_rows
-from monai_mlip.data.synthetic.identifiers import mimic_dicom_id
-from monai_mlip.data.synthetic.layouts import (
+from monai_mlip.data.manifests.mimic import CHEXPERT_LABELS
+from monai_mlip.synthetic.identifiers import mimic_dicom_id
+from monai_mlip.synthetic.layouts.common import write_csv
+from monai_mlip.synthetic.layouts.mimic import (
     METADATA_COLUMNS,
     MIMIC_PREFIX,
     MS_CXR_COLUMNS,
     MS_CXR_FILE,
-    _mimic_subjects,
-    _write_csv,
+    mimic_subjects,
     write_mimic,
 )
-from monai_mlip.data.synthetic.reports import CHEXPERT_COLUMNS
 
 __all__ = ["REAL_SIZE", "write_real_size_mimic"]
 
@@ -87,7 +87,7 @@ def write_real_size_mimic(
         members.append((large, report, views[row["dicom_id"]], labels[row["study_id"]], boxes.get(row["dicom_id"], [])))
     ids = np.random.default_rng([seed, len(members)])
     split_rows, metadata_rows, label_rows, grounding_rows = [], [], [], []
-    for number, (subject, study, split) in enumerate(_mimic_subjects(ids, studies, (0.8, 0.1, 0.1))):
+    for number, (subject, study, split) in enumerate(mimic_subjects(ids, studies, (0.8, 0.1, 0.1))):
         image, report, view, label, pool_boxes = members[number % len(members)]
         dicom = mimic_dicom_id(ids)
         folder = root / "files" / f"p{subject[:2]}" / f"p{subject}" / f"s{study}"
@@ -99,13 +99,11 @@ def write_real_size_mimic(
         metadata = {"dicom_id": dicom, "subject_id": subject, "study_id": study, "ViewPosition": view}
         metadata.update(Rows=size[0], Columns=size[1])
         metadata_rows.append(tuple(metadata.get(column, "") for column in METADATA_COLUMNS))
-        label_rows.append((subject, study, *(label[column] for column in CHEXPERT_COLUMNS)))
-    _write_csv(root / f"{MIMIC_PREFIX}-split.csv.gz", ("dicom_id", "study_id", "subject_id", "split"), split_rows, True)
-    _write_csv(root / f"{MIMIC_PREFIX}-metadata.csv.gz", METADATA_COLUMNS, metadata_rows, True)
-    _write_csv(
-        root / f"{MIMIC_PREFIX}-chexpert.csv.gz", ("subject_id", "study_id", *CHEXPERT_COLUMNS), label_rows, True
-    )
-    _write_csv(root / MS_CXR_FILE, MS_CXR_COLUMNS, grounding_rows)
+        label_rows.append((subject, study, *(label[column] for column in CHEXPERT_LABELS)))
+    write_csv(root / f"{MIMIC_PREFIX}-split.csv.gz", ("dicom_id", "study_id", "subject_id", "split"), split_rows, True)
+    write_csv(root / f"{MIMIC_PREFIX}-metadata.csv.gz", METADATA_COLUMNS, metadata_rows, True)
+    write_csv(root / f"{MIMIC_PREFIX}-chexpert.csv.gz", ("subject_id", "study_id", *CHEXPERT_LABELS), label_rows, True)
+    write_csv(root / MS_CXR_FILE, MS_CXR_COLUMNS, grounding_rows)
     return root
 
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from monai_mlip.data.synthetic.anatomy import SIDES, Anatomy, Scene, side_sign
-from monai_mlip.data.synthetic.fields import FieldBank, draw_tubes, smooth_step
-from monai_mlip.data.synthetic.real_shapes import RealShapes
+from monai_mlip.synthetic.anatomy import SIDES, Anatomy, Scene, side_sign
+from monai_mlip.synthetic.fields import FieldBank, draw_tubes, smooth_step
+from monai_mlip.synthetic.real_shapes import RealShapes
 
 __all__ = [
     "DEVICES",

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monai_mlip.data.synthetic.anatomy import Scene, render_anatomy, sample_anatomy
-from monai_mlip.data.synthetic.exposure import expose, sample_exposure
-from monai_mlip.data.synthetic.fields import field_bank
-from monai_mlip.data.synthetic.findings import (
+from monai_mlip.synthetic.anatomy import Scene, render_anatomy, sample_anatomy
+from monai_mlip.synthetic.exposure import expose, sample_exposure
+from monai_mlip.synthetic.fields import field_bank
+from monai_mlip.synthetic.findings import (
     PREVALENCE,
     Finding,
     FindingSpec,
@@ -25,9 +25,9 @@ from monai_mlip.data.synthetic.findings import (
     render_finding,
     sample_findings,
 )
-from monai_mlip.data.synthetic.lateral import render_lateral
-from monai_mlip.data.synthetic.real_shapes import real_shapes
-from monai_mlip.data.synthetic.reports import Report, write_report
+from monai_mlip.synthetic.lateral import render_lateral
+from monai_mlip.synthetic.real_shapes import real_shapes
+from monai_mlip.synthetic.reports import Report, write_report
 
 __all__ = ["AIR_ATTENUATION", "SyntheticStudy", "attenuation", "render_study"]
 

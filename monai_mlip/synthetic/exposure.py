@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monai_mlip.data.synthetic.fields import FieldBank, binomial_blur, upsample
+from monai_mlip.synthetic.fields import FieldBank, binomial_blur, upsample
 
 __all__ = ["Exposure", "draw_text", "expose", "sample_exposure"]
 

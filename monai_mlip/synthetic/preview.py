@@ -7,9 +7,9 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
-from monai_mlip.data.synthetic.findings import PREVALENCE
-from monai_mlip.data.synthetic.identifiers import item_rng
-from monai_mlip.data.synthetic.study import SyntheticStudy, render_study
+from monai_mlip.synthetic.findings import PREVALENCE
+from monai_mlip.synthetic.identifiers import item_rng
+from monai_mlip.synthetic.study import SyntheticStudy, render_study
 
 __all__ = ["preview_layout", "write_preview"]
 

@@ -2,7 +2,7 @@
 
 Example::
 
-    python -m monai_mlip.data.synthetic --layout mimic --out data/mimic --n 2000 --seed 0 --workers 2 --preview 16
+    python -m monai_mlip.synthetic --layout mimic --out data/mimic --n 2000 --seed 0 --workers 2 --preview 16
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from monai_mlip.data.synthetic.layouts import LAYOUTS, write_layout
-from monai_mlip.data.synthetic.preview import preview_layout
+from monai_mlip.synthetic.layouts import LAYOUTS, write_layout
+from monai_mlip.synthetic.preview import preview_layout
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m monai_mlip.data.synthetic",
+        prog="python -m monai_mlip.synthetic",
         description="Write a synthetic chest X-ray dataset in the MIMIC-CXR(-JPG), RSNA or SIIM layout.",
     )
     parser.add_argument("--layout", choices=LAYOUTS, required=True, help="the native layout to write")

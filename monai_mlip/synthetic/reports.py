@@ -22,27 +22,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from monai_mlip.data.synthetic.anatomy import Anatomy
-from monai_mlip.data.synthetic.findings import Finding
+from monai_mlip.data.manifests.mimic import CHEXPERT_LABELS  # the reader's list: one source of the columns
+from monai_mlip.synthetic.anatomy import Anatomy
+from monai_mlip.synthetic.findings import Finding
 
-__all__ = ["CHEXPERT_COLUMNS", "MS_CXR_CATEGORIES", "Report", "Statement", "aggregate_labels", "write_report"]
+__all__ = ["MS_CXR_CATEGORIES", "Report", "Statement", "aggregate_labels", "write_report"]
 
-CHEXPERT_COLUMNS = (
-    "Atelectasis",
-    "Cardiomegaly",
-    "Consolidation",
-    "Edema",
-    "Enlarged Cardiomediastinum",
-    "Fracture",
-    "Lung Lesion",
-    "Lung Opacity",
-    "No Finding",
-    "Pleural Effusion",
-    "Pleural Other",
-    "Pneumonia",
-    "Pneumothorax",
-    "Support Devices",
-)
 MS_CXR_CATEGORIES = (
     "Atelectasis",
     "Cardiomegaly",
@@ -54,7 +39,7 @@ MS_CXR_CATEGORIES = (
     "Pneumothorax",
 )
 
-ATL, CMG, CON, EDE, ECM, FRA, LES, OPA, NOF, EFF, PLO, PNA, PTX, DEV = CHEXPERT_COLUMNS
+ATL, CMG, CON, EDE, ECM, FRA, LES, OPA, NOF, EFF, PLO, PNA, PTX, DEV = CHEXPERT_LABELS
 
 
 @dataclass
@@ -73,7 +58,7 @@ class Report:
         text: the whole report file (MIMIC layout).
         findings: FINDINGS section statements, in order.
         impression: IMPRESSION section statements, in order.
-        labels: CheXpert columns to 1.0 / 0.0 / -1.0 / NaN (blank), in :data:`CHEXPERT_COLUMNS` order.
+        labels: CheXpert columns to 1.0 / 0.0 / -1.0 / NaN (blank), in :data:`CHEXPERT_LABELS` order.
     """
 
     text: str
@@ -539,13 +524,13 @@ def aggregate_labels(statements: Sequence[Statement]) -> dict[str, float]:
 
     ``No Finding`` is 1.0 when no other column is positive or uncertain, else NaN.
     """
-    labels = {column: math.nan for column in CHEXPERT_COLUMNS}
+    labels = {column: math.nan for column in CHEXPERT_LABELS}
     rank = {1.0: 3, -1.0: 2, 0.0: 1}
     for statement in statements:
         for column, value in statement.labels.items():
             if math.isnan(labels[column]) or rank[value] > rank[labels[column]]:
                 labels[column] = value
-    if not any(labels[c] in (1.0, -1.0) for c in CHEXPERT_COLUMNS if c != NOF):
+    if not any(labels[c] in (1.0, -1.0) for c in CHEXPERT_LABELS if c != NOF):
         labels[NOF] = 1.0
     return labels
 

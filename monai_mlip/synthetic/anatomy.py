@@ -17,8 +17,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from monai_mlip.data.synthetic.fields import FieldBank, draw_tubes, smooth_step
-from monai_mlip.data.synthetic.geometry import Frame, ellipsoid, tube_profile
+from monai_mlip.synthetic.fields import FieldBank, draw_tubes, smooth_step
+from monai_mlip.synthetic.geometry import Frame, ellipsoid, tube_profile
 
 __all__ = ["SIDES", "Anatomy", "Lung", "Scene", "render_anatomy", "sample_anatomy"]
 

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from monai_mlip.data.synthetic.anatomy import Anatomy
-from monai_mlip.data.synthetic.exposure import expose, sample_exposure
-from monai_mlip.data.synthetic.fields import field_bank, smooth_step
-from monai_mlip.data.synthetic.findings import Finding
-from monai_mlip.data.synthetic.geometry import Frame, ellipsoid, tube_profile
+from monai_mlip.synthetic.anatomy import Anatomy
+from monai_mlip.synthetic.exposure import expose, sample_exposure
+from monai_mlip.synthetic.fields import field_bank, smooth_step
+from monai_mlip.synthetic.findings import Finding
+from monai_mlip.synthetic.geometry import Frame, ellipsoid, tube_profile
 
 __all__ = ["render_lateral"]
 
