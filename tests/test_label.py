@@ -20,6 +20,7 @@ from monai_mlip.errors import ImageReadError, LabelFileError
 from monai_mlip.label import (
     LoadMaskd,
     bundle_kind,
+    check_app_folder,
     check_pretrained_dir,
     class_datalist,
     find_bundles,
@@ -199,3 +200,15 @@ def test_a_segmentation_bundle_trains_on_mask_files(tmp_path, pretrained_model):
     trained = torch.load(installed / "models" / "model.pt", weights_only=True)
     assert trained.keys() == seeded.keys()
     assert not torch.equal(trained["out.conv.conv.weight"], seeded["out.conv.conv.weight"])
+
+
+def test_the_app_runs_from_a_folder_its_user_names(tmp_path, capsys):
+    from monai_mlip.label.__main__ import main
+    from monai_mlip.label.app_folder import ENTRY_FILE
+
+    assert main(["init", str(tmp_path / "app")]) == 0
+    assert (tmp_path / "app" / "main.py").read_text() == ENTRY_FILE.read_text()
+    assert "--app" in capsys.readouterr().out
+    assert check_app_folder(tmp_path / "app") == (tmp_path / "app").resolve()
+    with pytest.raises(ValueError, match=r"inside the installed monai_mlip package.*monai_mlip\.label init"):
+        check_app_folder(ENTRY_FILE.parent)  # model/ and logs/ would land in the package

@@ -29,7 +29,7 @@ from PIL import Image
 
 from monai_mlip.bundle import synthetic_dataset
 from monai_mlip.data import build_siim_manifest, read_cxr, rle_union
-from monai_mlip.label import bundle_kind, find_bundles
+from monai_mlip.label import bundle_kind, create_app_folder, find_bundles
 
 LABEL_PYTHON = os.environ.get("MONAI_MLIP_LABEL_PYTHON")
 REPO = Path(__file__).resolve().parents[1]
@@ -127,9 +127,7 @@ def studies(tmp_path_factory) -> Path:
 def server(tmp_path_factory, studies, pretrained_model) -> Iterator[Server]:
     """The app on a free port of 127.0.0.1, serving one classification and one segmentation bundle."""
     root = tmp_path_factory.mktemp("label_app")
-    app = root / "app"
-    app.mkdir()
-    shutil.copy(REPO / "monai_mlip" / "label" / "app" / "main.py", app)
+    app = create_app_folder(root / "app")
     port = _free_port()
     command = [
         LABEL_PYTHON,

@@ -9,6 +9,9 @@ Options (``--conf KEY VALUE`` of ``python -m monailabel.main start_server``):
   (default: ``<bundles>/mlip_pretrain/models``);
 - ``skip_trainers``: ``true`` serves inference only.
 
+Create the app's folder first (``python -m monai_mlip.label init DIR``) and pass it as ``--app``: the installed
+bundles, fine-tuned weights and logs go there, never into the installed package.
+
 Nothing is downloaded: no model zoo, no SAM. A local studies folder also lists DICOM (``.dcm``) and
 ``.jpeg`` images beside MONAI Label's defaults (``.png``, ``.jpg``, ``.nii.gz``...).
 """
@@ -27,6 +30,7 @@ from monailabel.interfaces.tasks.train import TrainTask
 from monailabel.utils.others.generic import strtobool
 
 import monai_mlip
+from monai_mlip.label.app_folder import check_app_folder
 from monai_mlip.label.bundles import bundle_kind, check_pretrained_dir, install_bundle, select_bundles
 from monai_mlip.label.infer_tasks import ClassificationInferTask, SegmentationInferTask
 from monai_mlip.label.train_tasks import ClassificationTrainTask, SegmentationTrainTask
@@ -50,6 +54,7 @@ class MLIPLabelApp(MONAILabelApp):
     :func:`~monai_mlip.label.install_bundle`)."""
 
     def __init__(self, app_dir: str, studies: str, conf: dict[str, str]) -> None:
+        app_dir = str(check_app_folder(app_dir))  # run-time files go to the user's folder, not the package
         bundles_dir = Path(conf.get("bundles") or default_bundles_dir()).resolve()
         pretrained_dir = conf.get("pretrained_dir") or bundles_dir / "mlip_pretrain" / "models"
         self.pretrained_dir = check_pretrained_dir(pretrained_dir)
