@@ -13,6 +13,8 @@ import pytest
 
 from monai_mlip.networks import PRESETS
 
+pytestmark = pytest.mark.slow  # the integration tier: the benchmarks at their quick sizes
+
 REPO = Path(__file__).resolve().parents[1]
 
 

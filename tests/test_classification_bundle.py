@@ -13,6 +13,8 @@ from monai.bundle import ConfigWorkflow
 from monai_mlip.bundle import bundle_workflow, synthetic_dataset
 from tests.conftest import DownstreamCase as Case
 
+pytestmark = pytest.mark.slow  # the integration tier: bundle runs
+
 REPO = Path(__file__).resolve().parents[1]
 FAST = {"batch_size": 8, "num_workers": 0, "max_epochs": 2, "validate#dataloader#batch_size": 16}
 

@@ -21,6 +21,8 @@ from monai_mlip.data import split_sentences, tokenize_sentences
 from monai_mlip.losses import MLIPLoss
 from monai_mlip.networks import build_tiny_text_model, create_mlip
 
+pytestmark = pytest.mark.slow  # the integration tier: two-process torchrun
+
 WORLD = 2
 TIMEOUT_S = 120
 REPORTS = [

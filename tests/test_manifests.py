@@ -260,6 +260,7 @@ def test_real_siim_rle_file_through_the_reader():
     assert len(rows) == 12954 and all(row["ImageId"] == row["ImageId"].strip() for row in rows)
 
 
+@pytest.mark.slow
 def test_chexpert_5x200_on_the_real_label_file():
     path = xrv_data_file("chexpert_train.csv.gz")
     manifest = build_chexpert_5x200_manifest(path, "/nonexistent", check_files=False, seed=0)

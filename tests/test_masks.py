@@ -34,6 +34,7 @@ def test_malformed_rle(rle, reason):
     assert "1.2.3.4" in str(info.value)
 
 
+@pytest.mark.slow
 def test_real_siim_rle_file_round_trips():
     rles = read_siim_rle(xrv_data_file("siim-pneumothorax-train-rle.csv.gz"))
     rows = [rle for runs in rles.values() for rle in runs]
@@ -76,6 +77,7 @@ def test_bad_boxes(box, reason):
     assert "patient-7" in str(info.value)
 
 
+@pytest.mark.slow
 def test_real_rsna_labels_every_row():
     grouped = read_rsna_label_rows(xrv_data_file("kaggle_stage_2_train_labels.csv.zip"))
     assert len(grouped) == 26684

@@ -19,6 +19,8 @@ from monai_mlip.data import find_data_error
 from monai_mlip.errors import ImageReadError
 from monai_mlip.networks import load_encoder, load_pretrained
 
+pytestmark = pytest.mark.slow  # the integration tier: bundle runs and two-process torchrun
+
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "bundles" / "mlip_pretrain"
 CONFIGS = BUNDLE / "configs"

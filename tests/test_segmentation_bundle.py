@@ -14,6 +14,8 @@ from monai.bundle import ConfigWorkflow
 from monai_mlip.bundle import bundle_workflow, synthetic_dataset
 from tests.conftest import DownstreamCase as Case
 
+pytestmark = pytest.mark.slow  # the integration tier: bundle runs and the few-shot grid
+
 REPO = Path(__file__).resolve().parents[1]
 BUNDLES = REPO / "bundles"
 FAST = {"batch_size": 4, "num_workers": 0, "max_epochs": 2, "validate#dataloader#batch_size": 8}

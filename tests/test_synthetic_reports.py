@@ -166,6 +166,7 @@ def test_device_sentence_measures_the_tube():
     assert 2.0 <= float(tube.details["tip_cm"]) <= 7.5
 
 
+@pytest.mark.slow
 def test_pneumothorax_prompts_read_as_the_reports_state_it(studies, tmp_path):
     """With an ideal image side, the built-in pneumothorax prompts score held-out studies well.
 
