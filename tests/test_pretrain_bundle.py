@@ -247,8 +247,15 @@ def test_image_encoder_verifies_and_exports(trained, tmp_path):
 
 @pytest.mark.parametrize(
     "switch",
-    [{}, {"loss#lambda_local": 0}, {"loss#use_sie": "false"}, {"loss#lambda_mip": 0}, {"grounding_csv": "/none.csv"}],
-    ids=["mlip", "no_local", "no_sie", "no_mip", "no_grounding_data"],
+    [
+        {},
+        {"loss#lambda_local": 0},
+        {"loss#use_sie": "false"},
+        {"loss#lambda_mip": 0},
+        {"recipe": "clip"},
+        {"grounding_csv": "/none.csv"},
+    ],
+    ids=["mlip", "no_local", "no_sie", "no_mip", "recipe_clip", "no_grounding_data"],
 )
 def test_two_process_torchrun(tmp_path, dataset_dir, switch):
     """DDP (without find_unused_parameters) runs the full objective and each term switched off: a term
@@ -269,7 +276,8 @@ def test_two_process_torchrun(tmp_path, dataset_dir, switch):
         "grounding_csv" not in switch
     )
     state = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
-    assert any(k.startswith("decoder.") for k in state) == ("loss#lambda_mip" not in switch)
-    assert any(k.startswith("sie.") for k in state) == ("loss#use_sie" not in switch)
-    assert ("local_logit_scale" in state) == ("loss#lambda_local" not in switch)
+    global_only = switch.get("recipe") == "clip"  # the clip recipe builds none of the three
+    assert any(k.startswith("decoder.") for k in state) == ("loss#lambda_mip" not in switch and not global_only)
+    assert any(k.startswith("sie.") for k in state) == ("loss#use_sie" not in switch and not global_only)
+    assert ("local_logit_scale" in state) == ("loss#lambda_local" not in switch and not global_only)
     assert load_pretrained(tmp_path / "models").load_state_dict(state)  # the recorded config rebuilds it

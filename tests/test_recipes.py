@@ -1,0 +1,81 @@
+"""Named objectives: each recipe builds and trains a step at tiny size, builds nothing for a term that is off,
+and the pre-training bundle takes one by name."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from monai.bundle import ConfigParser
+
+from monai_mlip.losses import MLIPLoss, Recipe, get_recipe, list_recipes
+from monai_mlip.networks import build_tiny_text_model, create_mlip
+from tests.test_trainer import REPORTS, batches
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+TRAIN_JSON = os.path.join(os.path.dirname(__file__), "..", "bundles", "mlip_pretrain", "configs", "train.json")
+EXPECTED = {"clip", "mlip", "mlip_no_ot", "mlip_no_sie", "mlip_no_mip", "mlip_no_mask"}
+
+
+@pytest.fixture(scope="module")
+def text_dir(tmp_path_factory):
+    return build_tiny_text_model(REPORTS * 10, tmp_path_factory.mktemp("text"), vocab_size=300, min_frequency=1)
+
+
+def _build(recipe: Recipe, text_dir) -> tuple[torch.nn.Module, MLIPLoss]:
+    loss = MLIPLoss(**recipe.loss_settings())
+    torch.manual_seed(0)
+    settings = {"image_size": 32, "vision_kwargs": {"depth": 1}, "max_sentences": 4}
+    model = create_mlip("tiny", text_model=text_dir, **settings, **loss.model_heads(), **recipe.model_settings())
+    return model, loss
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_recipe_trains_a_step_and_every_parameter_it_built_learns(name, text_dir):
+    recipe = get_recipe(name)
+    model, loss = _build(recipe, text_dir)
+    batch = batches(model, 1)[0]
+    model.train()
+    output = model(batch["image"], batch["input_ids"], batch["attention_mask"], batch["sentence_index"])
+    terms = loss(output)
+    assert {key for key in terms if key.startswith("loss_")} == {f"loss_{term}" for term in recipe.terms}
+    terms["loss"].backward()
+    without = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert without == []  # what DDP without find_unused_parameters needs
+
+
+def test_a_term_that_is_off_builds_nothing(text_dir):
+    clip, _ = _build(get_recipe("clip"), text_dir)
+    assert clip.sie is None and clip.decoder is None and clip.local_logit_scale is None and clip.mask_ratio == 0.0
+    full, _ = _build(get_recipe("mlip"), text_dir)
+    assert full.sie is not None and full.decoder is not None and full.local_logit_scale is not None
+    assert sum(p.numel() for p in clip.parameters()) < sum(p.numel() for p in full.parameters())
+    no_mask, _ = _build(get_recipe("mlip_no_mask"), text_dir)
+    assert no_mask.mask_ratio == 0.0 and no_mask.sie is None and no_mask.local_logit_scale is not None
+
+
+def test_recipes_are_listed_and_checked():
+    assert set(list_recipes()) == EXPECTED
+    with pytest.raises(ValueError, match=r"unknown recipe 'mgca'.*clip"):
+        get_recipe("mgca")
+    with pytest.raises(ValueError, match="need a masked view"):
+        Recipe("broken", {"global": 1.0, "mip": 1.0}, mask_ratio=0.0)
+    with pytest.raises(ValueError, match="must include 'global'"):
+        Recipe("local_only", {"local": 1.0})
+
+
+@pytest.mark.parametrize("name", ["clip", "mlip", "mlip_no_ot"])
+def test_the_bundle_takes_a_recipe_by_name(name):
+    parser = ConfigParser()
+    parser.read_config(TRAIN_JSON)
+    parser["recipe"] = name
+    parser["model_overrides"] = {}
+    recipe = get_recipe(name)
+    loss = parser.get_parsed_content("loss")
+    assert (loss.lambda_global, loss.lambda_local, loss.lambda_mip, loss.use_sie) == tuple(
+        recipe.loss_settings().values()
+    )
+    settings = parser.get_parsed_content("model_settings")
+    assert settings == {**loss.model_heads(), **recipe.model_settings()}
