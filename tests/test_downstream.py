@@ -261,3 +261,23 @@ def test_zero_shot_auc_metric_by_the_local_score(pretrained_models_dir):
     expected = compute_roc_auc(classifier.local_scores(patches)[known, 0], labels[known, 0].nan_to_num(0.0))
     assert metrics["zero_shot_local_auc/pneumonia"] == pytest.approx(expected)
     assert "zero_shot_auc/pneumonia" not in metrics
+
+
+def test_zero_shot_scales_stay_within_the_models_bound(pretrained_model):
+    _, mlip = pretrained_model
+    classifier = ZeroShotClassifier(mlip, ["Pneumonia"])
+    bound = mlip.max_logit_scale
+    original = mlip.max_logit_scale, mlip.logit_scale.detach().clone(), mlip.local_logit_scale.detach().clone()
+    try:
+        mlip.max_logit_scale = 20.0  # a model trained with a lower bound than CLIP's 100
+        with torch.no_grad():
+            mlip.logit_scale.fill_(math.log(50.0))
+            mlip.local_logit_scale.fill_(math.log(50.0))
+        assert classifier.scale().item() == pytest.approx(20.0)
+        assert classifier.local_scale().item() == pytest.approx(20.0)
+    finally:
+        mlip.max_logit_scale = original[0]
+        with torch.no_grad():
+            mlip.logit_scale.copy_(original[1])
+            mlip.local_logit_scale.copy_(original[2])
+    assert mlip.max_logit_scale == bound

@@ -164,14 +164,17 @@ class ZeroShotClassifier:
         return PromptSentences(embeds.reshape(findings, 2, *embeds.shape[1:]), mask.reshape(findings, 2, -1))
 
     def scale(self) -> torch.Tensor:
-        """The model's logit scale (exponentiated, clamped at 100, detached) applied to the cosines."""
-        return unwrap(self.model).logit_scale.detach().exp().clamp(max=100.0)
+        """The model's logit scale (exponentiated, within the model's ``max_logit_scale``, detached) applied to
+        the cosines."""
+        model = unwrap(self.model)
+        return model.logit_scale.detach().exp().clamp(max=model.max_logit_scale)
 
     def local_scale(self) -> torch.Tensor:
         """The same for the local (patch-sentence) similarities; the global one for a model trained without
         the local term (it has no local scale)."""
-        local = unwrap(self.model).local_logit_scale
-        return self.scale() if local is None else local.detach().exp().clamp(max=100.0)
+        model = unwrap(self.model)
+        local = model.local_logit_scale
+        return self.scale() if local is None else local.detach().exp().clamp(max=model.max_logit_scale)
 
     @torch.no_grad()
     def scores(self, image_embeds: torch.Tensor, class_embeds: torch.Tensor | None = None) -> torch.Tensor:
