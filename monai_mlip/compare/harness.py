@@ -45,7 +45,7 @@ SCALES: dict[str, dict[str, Any]] = {
         "downstream": 60,
         "model": {"image_size": 32},
     },
-    "default": {"studies": 600, "image_size": 128, "max_epochs": 4, "batch_size": 32, "downstream": 400, "model": {}},
+    "default": {"studies": 1200, "image_size": 128, "max_epochs": 6, "batch_size": 32, "downstream": 400, "model": {}},
     "large": {"studies": 2400, "image_size": 256, "max_epochs": 10, "batch_size": 64, "downstream": 1200, "model": {}},
 }
 FRACTIONS = (0.01, 0.1)

@@ -7,13 +7,15 @@ stored features, which makes evaluating many checkpoints the same way cheap enou
   protocol), test ROC AUC (MONAI's ``compute_roc_auc``). scikit-learn is not a dependency of the package;
   one linear layer fitted by L-BFGS on the mean logistic loss with an L2 penalty is the same model.
 - :func:`segmentation_dice`: a 1 x 1 convolution on the patch-feature grid, upsampled to the mask
-  (the lightest decoder a frozen encoder can have), trained with MONAI's ``DiceFocalLoss``; test Dice by
+  (the lightest decoder a frozen encoder can have), its bias starting at the logit of 0.01 as the
+  segmentation bundles' output layer does, trained with MONAI's ``DiceFocalLoss``; test Dice by
   MONAI's ``DiceMetric`` on the prediction thresholded at 0.5 (an empty prediction on an empty mask scores 1,
   as in the segmentation bundles).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -106,6 +108,8 @@ def segmentation_dice(
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     head = nn.Conv2d(train.patches.shape[1], 1, kernel_size=1)
+    with torch.no_grad():  # start from near-empty masks, as the segmentation bundles' UNETR does (focal prior)
+        head.bias.fill_(math.log(0.01 / 0.99))
     optimizer = torch.optim.Adam(head.parameters(), lr=lr)
     loss_function = DiceFocalLoss(sigmoid=True, batch=True)
     size = train.masks.shape[-2:]
