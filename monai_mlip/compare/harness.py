@@ -102,9 +102,9 @@ def compare(
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {sorted(SCALES)}, got {scale!r}")
     settings = {"scale": scale, **SCALES[scale], "fractions": list(FRACTIONS), "seeds": list(seeds)}
-    results: dict[str, dict[str, list[float]]] = {}
-    for recipe in recipes:
-        for seed in seeds:
+    results: dict[str, dict[str, list[float]]] = {recipe: {} for recipe in recipes}
+    for seed in seeds:  # every recipe at a seed before the next seed: a stopped run leaves a balanced table
+        for recipe in recipes:
             cell_dir = Path(work_dir) / scale / f"{recipe}_seed{seed}"
             metrics = _finished(cell_dir, settings)
             if metrics is None:
@@ -112,7 +112,7 @@ def compare(
                 metrics = run_cell(recipe, seed, scale, cell_dir, bundles_dir)
                 write_json_atomic(cell_dir / CELL_FILE, {"settings": settings, "metrics": metrics})
             for name, value in metrics.items():
-                results.setdefault(recipe, {}).setdefault(name, []).append(value)
+                results[recipe].setdefault(name, []).append(value)
             record = {"settings": settings, "results": results}
             write_json_atomic(out_json, record)
             write_atomic(out_table, lambda handle: handle.write(summary_table(results)), "w")
