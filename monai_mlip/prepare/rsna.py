@@ -66,9 +66,11 @@ def prepare_rsna(
     policy = ErrorPolicy(on_error, report)
     items = read_rsna_items(root, policy)
     sources = {item["patient_id"]: root / RSNA_IMAGES / f"{item['patient_id']}.dcm" for item in items}
-    present = [item for item in items if sources[item["patient_id"]].is_file()]
-    for item in items:
-        if not sources[item["patient_id"]].is_file():
+    present = []
+    for item in items:  # one stat per image: kept, or counted as missing
+        if sources[item["patient_id"]].is_file():
+            present.append(item)
+        else:
             policy.missing("image file", sources[item["patient_id"]], ImageReadError)
     jobs = [(sources[i["patient_id"]], out / RSNA_IMAGES / f"{i['patient_id']}.png", longest_side) for i in present]
     results = run_jobs(resize_job, jobs, num_workers, progress, desc="prepare RSNA")
