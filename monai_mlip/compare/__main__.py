@@ -19,13 +19,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipes", nargs="+", default=list(DEFAULT_RECIPES), choices=list_recipes())
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--scale", default="default", choices=sorted(SCALES), help="data, image size and length")
+    parser.add_argument("--max_epochs", type=int, help="pre-training epochs instead of the scale's")
+    parser.add_argument("--mask_ratio", type=float, help="mask ratio of the recipes that mask, instead of the preset's")
     parser.add_argument("--work_dir", type=Path, default=Path("comparison_runs"), help="the cells' bundle roots")
     parser.add_argument("--out_json", type=Path, default=Path("benchmarks/results/comparison.json"))
     parser.add_argument("--out_table", type=Path, default=Path("comparison.md"))
     parser.add_argument("--bundles_dir", type=Path, default=Path("bundles"), help="the folder holding the bundles")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    compare(args.recipes, args.seeds, args.scale, args.work_dir, args.out_json, args.out_table, args.bundles_dir)
+    compare(
+        args.recipes,
+        args.seeds,
+        args.scale,
+        args.work_dir,
+        args.out_json,
+        args.out_table,
+        args.bundles_dir,
+        max_epochs=args.max_epochs,
+        mask_ratio=args.mask_ratio,
+    )
     print(args.out_table.read_text())
     return 0
 

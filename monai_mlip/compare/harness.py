@@ -31,7 +31,7 @@ from monai_mlip.downstream.datasets import DATASETS
 from monai_mlip.losses import get_recipe
 from monai_mlip.networks.export import ENCODER_DIR, load_encoder
 
-__all__ = ["SCALES", "compare", "run_cell", "summary_table"]
+__all__ = ["SCALES", "compare", "run_cell", "scale_settings", "summary_table"]
 
 logger = logging.getLogger("monai_mlip.compare")
 
@@ -52,10 +52,32 @@ FRACTIONS = (0.01, 0.1)
 CELL_FILE = "cell.json"
 
 
-def run_cell(recipe: str, seed: int, scale: str, cell_dir: str | os.PathLike, bundles_dir: str | os.PathLike) -> dict:
-    """Pre-train ``recipe`` with ``seed`` at ``scale`` into ``cell_dir`` and evaluate it; returns metric -> value."""
-    get_recipe(recipe)  # an unknown name fails before any work
-    settings = SCALES[scale]
+def scale_settings(scale: str, max_epochs: int | None = None, mask_ratio: float | None = None) -> dict[str, Any]:
+    """The settings of ``scale``, with the pre-training length and the masking recipes' mask ratio overridden
+    when given (to ask whether a part helps with a longer budget or another ratio)."""
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {sorted(SCALES)}, got {scale!r}")
+    settings = {**SCALES[scale], "model": dict(SCALES[scale]["model"])}
+    if max_epochs is not None:
+        settings["max_epochs"] = int(max_epochs)
+    if mask_ratio is not None:
+        if not 0.0 < mask_ratio < 1.0:
+            raise ValueError(f"mask_ratio must be in (0, 1), got {mask_ratio}")
+        settings["mask_ratio"] = float(mask_ratio)
+    return settings
+
+
+def run_cell(
+    recipe: str, seed: int, settings: dict[str, Any], cell_dir: str | os.PathLike, bundles_dir: str | os.PathLike
+) -> dict:
+    """Pre-train ``recipe`` with ``seed`` and the scale ``settings`` (:func:`scale_settings`) into ``cell_dir``
+    and evaluate it; returns metric -> value.
+
+    A ``mask_ratio`` in the settings applies to the recipes that mask with the preset's ratio; a recipe that
+    fixes its own (``clip``, ``mlip_no_mask``: whole images) keeps it."""
+    model = dict(settings["model"])
+    if "mask_ratio" in settings and get_recipe(recipe).mask_ratio is None:
+        model["mask_ratio"] = settings["mask_ratio"]
     cell_dir = Path(cell_dir)
     run_bundle(
         Path(bundles_dir) / "mlip_pretrain" / "configs",
@@ -67,7 +89,7 @@ def run_cell(recipe: str, seed: int, scale: str, cell_dir: str | os.PathLike, bu
         batch_size=settings["batch_size"],
         num_workers=0,
         **{"synthetic#studies": settings["studies"], "synthetic#image_size": settings["image_size"]},
-        model_overrides=dict(settings["model"]),
+        model_overrides=model,
     )
     validation = json.loads((cell_dir / "eval" / "metrics.json").read_text())
     metrics = {
@@ -97,11 +119,17 @@ def compare(
     out_json: str | os.PathLike,
     out_table: str | os.PathLike,
     bundles_dir: str | os.PathLike = "bundles",
+    max_epochs: int | None = None,
+    mask_ratio: float | None = None,
 ) -> dict[str, Any]:
-    """Run (or reuse) every cell and write the results; returns what ``out_json`` holds."""
-    if scale not in SCALES:
-        raise ValueError(f"scale must be one of {sorted(SCALES)}, got {scale!r}")
-    settings = {"scale": scale, **SCALES[scale], "fractions": list(FRACTIONS), "seeds": list(seeds)}
+    """Run (or reuse) every cell and write the results; returns what ``out_json`` holds.
+
+    ``max_epochs`` and ``mask_ratio`` override the scale's (:func:`scale_settings`); the settings are kept
+    with each cell, so a cell finished under other settings is run again."""
+    cell_settings = scale_settings(scale, max_epochs, mask_ratio)
+    settings = {"scale": scale, **cell_settings, "fractions": list(FRACTIONS), "seeds": list(seeds)}
+    for recipe in recipes:
+        get_recipe(recipe)  # an unknown name fails before any work
     results: dict[str, dict[str, list[float]]] = {recipe: {} for recipe in recipes}
     for seed in seeds:  # every recipe at a seed before the next seed: a stopped run leaves a balanced table
         for recipe in recipes:
@@ -109,7 +137,7 @@ def compare(
             metrics = _finished(cell_dir, settings)
             if metrics is None:
                 logger.info("cell %s seed %d: running", recipe, seed)
-                metrics = run_cell(recipe, seed, scale, cell_dir, bundles_dir)
+                metrics = run_cell(recipe, seed, cell_settings, cell_dir, bundles_dir)
                 write_json_atomic(cell_dir / CELL_FILE, {"settings": settings, "metrics": metrics})
             for name, value in metrics.items():
                 results[recipe].setdefault(name, []).append(value)
