@@ -19,7 +19,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import parse_args, synthetic_reports, write_results
 from benchmarks.train_step import BERT_BASE, QUICK_SHAPES, make_batch, make_step
-from monai_mlip.losses import MLIPLoss
+from monai_mlip.losses import build_objective
 from monai_mlip.networks import build_tiny_text_model, create_mlip
 
 # dense bf16 tensor-core peaks from the vendors' data sheets (SXM parts), FLOP/s
@@ -51,7 +51,7 @@ def main() -> None:
             model = create_mlip("paper", text_model=text_dir, vision_weights=None)
         model = model.to(device).train()
         batch = {key: value.to(device) for key, value in make_batch(model, text_dir, reports, batch_size).items()}
-    step = make_step(model, MLIPLoss(), None, batch)
+    step = make_step(model, build_objective("mlip"), None, batch)
 
     def bf16_step() -> float:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):

@@ -22,7 +22,7 @@ from monai.data import MetaTensor
 
 from benchmarks.common import paired_seconds, parse_args, synthetic_reports, write_results
 from monai_mlip.data import TokenizeReportd
-from monai_mlip.losses import MLIPLoss
+from monai_mlip.losses import Objective, build_objective
 from monai_mlip.networks import MLIP, build_tiny_text_model, create_mlip
 
 BERT_BASE = {"hidden_size": 768, "num_layers": 12, "num_heads": 12, "intermediate_size": 3072}
@@ -49,7 +49,7 @@ def make_batch(model: MLIP, text_dir: Path, reports: list[str], batch: int) -> d
     return {"image": image, **tokens}
 
 
-def make_step(model: MLIP, loss_fn: MLIPLoss, mask_ratio: float, batch: dict[str, torch.Tensor]):
+def make_step(model: MLIP, loss_fn: Objective, mask_ratio: float, batch: dict[str, torch.Tensor]):
     """A training step as ``MLIPTrainer`` runs it: forward, loss, backward, clipping, AdamW."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
 
@@ -71,11 +71,11 @@ def compare(name: str, shape: dict, reports: list[str], workdir: Path, rounds: i
     text_dir = build_tiny_text_model(reports, workdir / f"text_{name}", **shape["text"])
     model = create_mlip(shape["preset"], text_model=text_dir, **shape["overrides"]).train()
     batch = make_batch(model, text_dir, reports, shape["batch"])
-    mlip = make_step(model, MLIPLoss(), model.mask_ratio, batch)
-    clip = make_step(model, MLIPLoss(lambda_local=0.0, lambda_mip=0.0, use_sie=False), 0.0, batch)
+    mlip = make_step(model, build_objective("mlip"), model.mask_ratio, batch)
+    clip = make_step(model, build_objective("clip"), 0.0, batch)
     mlip_s, clip_s = paired_seconds(mlip, clip, rounds)
     print(f"{name}: MLIP step {mlip_s:.3f} s, CLIP step {clip_s:.3f} s, ratio {mlip_s / clip_s:.2f}")
-    meta = make_step(model, MLIPLoss(), model.mask_ratio, {**batch, "image": MetaTensor(batch["image"])})
+    meta = make_step(model, build_objective("mlip"), model.mask_ratio, {**batch, "image": MetaTensor(batch["image"])})
     meta_s, plain_s = paired_seconds(meta, mlip, rounds)
     print(f"{name}: MLIP step on a MetaTensor {meta_s:.3f} s, on a tensor {plain_s:.3f} s ({meta_s / plain_s:.2f})")
     return {

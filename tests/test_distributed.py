@@ -18,7 +18,7 @@ import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 
 from monai_mlip.data import split_sentences, tokenize_sentences
-from monai_mlip.losses import MLIPLoss
+from monai_mlip.losses import build_objective
 from monai_mlip.networks import build_tiny_text_model, create_mlip
 
 pytestmark = pytest.mark.slow  # the integration tier: two-process torchrun
@@ -43,7 +43,7 @@ def build_model(text_dir: Path):
 
 def step(model, batch: dict[str, torch.Tensor]) -> dict[str, float]:
     output = model(**batch, mask_ratio=0.5)
-    losses = MLIPLoss(lambda_local=0.7, lambda_mip=0.5)(output)
+    losses = build_objective("mlip", weights={"local": 0.7, "mip": 0.5})(output)
     losses["loss"].backward()
     return {name: value.item() for name, value in losses.items()}
 

@@ -1,4 +1,4 @@
-"""Losses: patch-sentence OT (against POT's single-problem solver), SIE-weighted InfoNCE, MIP, MLIPLoss."""
+"""Losses: patch-sentence OT (against POT's single-problem solver), SIE-weighted InfoNCE, MIP, the objective's terms."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from torch.nn import functional as F
 
 from monai_mlip.losses import (
-    MLIPLoss,
+    build_objective,
     contrastive_loss,
     global_contrastive_loss,
     masked_patch_loss,
@@ -226,9 +226,9 @@ def fake_output(batch: int = 4, seed: int = 0) -> SimpleNamespace:
     )
 
 
-def test_mlip_loss_terms_and_total():
+def test_the_mlip_objective_weights_and_logs_each_term():
     out = fake_output()
-    losses = MLIPLoss(lambda_local=0.5, lambda_mip=2.0)(out)
+    losses = build_objective("mlip", weights={"local": 0.5, "mip": 2.0})(out)
     assert set(losses) == {
         "loss",
         "loss_global",
@@ -259,42 +259,51 @@ def test_mlip_loss_terms_and_total():
     assert out.logit_scale.grad != 0 and out.local_logit_scale.grad != 0
 
 
-def test_mlip_loss_switches():
+def test_a_term_that_is_off_is_not_computed():
     out = fake_output()
-    losses = MLIPLoss(use_sie=False, lambda_local=0.0, lambda_mip=0.0)(out)
+    losses = build_objective("clip")(out)
     torch.testing.assert_close(losses["loss"], losses["loss_global"])
     torch.testing.assert_close(
         losses["loss_global"], contrastive_loss(out.logit_scale * out.image_embeds @ out.text_embeds.t())
     )
-    assert set(losses) == {"loss", "loss_global", "logit_scale"}  # terms that are off are not computed
+    assert set(losses) == {"loss", "loss_global", "logit_scale"}
     losses["loss"].backward()
     assert out.integrity.grad is None and out.patch_embeds.grad is None and out.mip_pred.grad is None
-    # an SIE-weighted patch marginal changes the local term
-    uniform = MLIPLoss()(fake_output())["loss_local"]
-    weighted = MLIPLoss(sie_patch_marginal=True)(fake_output())["loss_local"]
-    assert not torch.isclose(uniform, weighted)
+    # a weight of 0 turns a recipe's term off
+    assert "loss_mip" not in build_objective("mlip", weights={"mip": 0})(fake_output())
 
 
-def test_mlip_loss_asks_for_the_parts_it_uses():
-    assert MLIPLoss().model_heads() == {"use_local": True, "use_sie": True, "use_mip": True}
-    assert MLIPLoss(lambda_local=0, use_sie=False, lambda_mip=0).model_heads() == {
-        "use_local": False,
-        "use_sie": False,
-        "use_mip": False,
-    }
-    for field, loss in (("local_logit_scale", MLIPLoss()), ("integrity", MLIPLoss()), ("mip_pred", MLIPLoss())):
+def test_each_term_takes_its_own_settings():
+    uniform = build_objective("mlip")(fake_output())["loss_local"]
+    weighted = build_objective("mlip", {"local": {"sie_patch_marginal": True}})(fake_output())["loss_local"]
+    assert not torch.isclose(uniform, weighted)  # an SIE-weighted patch marginal changes the local term
+    sharper = build_objective("mlip", {"local": {"epsilon": 0.5}})(fake_output())["loss_local"]
+    assert not torch.isclose(uniform, sharper)
+    assert build_objective("mlip", {"local": {"sie_patch_marginal": "true"}}).terms["local"].sie_patch_marginal
+    with pytest.raises(ValueError, match="only a recipe with the SIE weighting"):
+        build_objective("mlip_no_sie", {"local": {"sie_patch_marginal": True}})
+    with pytest.raises(ValueError, match=r"'local' \(PatchSentenceOT\)"):
+        build_objective("mlip", {"local": {"epsilon_typo": 0.1}})
+    with pytest.raises(ValueError, match="unknown term"):
+        build_objective("mlip", {"lokal": {}})
+    with pytest.raises(ValueError, match="no term"):
+        build_objective("clip", weights={"global": 0})
+
+
+def test_the_objective_asks_for_the_parts_it_uses():
+    assert build_objective("mlip").model_heads() == {"use_local": True, "use_sie": True, "use_mip": True}
+    assert build_objective("clip").model_heads() == {"use_local": False, "use_sie": False, "use_mip": False}
+    for field in ("local_logit_scale", "integrity", "mip_pred"):
         out = fake_output()
         setattr(out, field, None)
         with pytest.raises(ValueError, match=field):
-            loss(out)
-    with pytest.raises(ValueError, match="sie_patch_marginal"):
-        MLIPLoss(use_sie=False, sie_patch_marginal=True)
+            build_objective("mlip")(out)
 
 
-def test_sie_weights_local_term_only_when_asked():
+def test_sie_weights_the_terms_it_lists():
     out = fake_output()
-    both = MLIPLoss(sie_local=True)(out)
-    global_only = MLIPLoss(sie_local=False)(out)
+    both = build_objective("mlip")(out)
+    global_only = build_objective("mlip", {"sie": {"weighted_terms": ["global"]}})(out)
     torch.testing.assert_close(both["loss_global"], global_only["loss_global"])
     local = patch_sentence_similarity(
         out.patch_embeds, torch.ones(4, 6, dtype=torch.bool), out.sentence_embeds, out.sentence_mask
@@ -322,7 +331,7 @@ def test_sie_relative_weight_is_bounded_and_logged():
         relative_weights(w, (1.5, 2.0))
     out = fake_output()
     out.integrity = torch.tensor([4.0, 0.1, 0.1, 0.1])
-    losses = MLIPLoss(sie_weight_range=(0.8, 1.5))(out)
+    losses = build_objective("mlip", {"sie": {"weight_range": (0.8, 1.5)}})(out)
     assert losses["sie_weight_max"] == 1.5 and losses["sie_weight_min"] == pytest.approx(0.8)
     torch.testing.assert_close(losses["integrity"], out.integrity.mean())
 
@@ -331,9 +340,9 @@ def test_contrastive_logits_are_float32_under_autocast():
     """bf16 autocast would round 33.33 to 33.25: both contrastive terms stay in float32."""
     out = fake_output(batch=4)
     out.logit_scale = torch.tensor(1 / 0.03)
-    reference = MLIPLoss()(out)
+    reference = build_objective("mlip")(out)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        mixed = MLIPLoss()(out)
+        mixed = build_objective("mlip")(out)
     for name in ("loss_global", "loss_local"):
         assert mixed[name].dtype == torch.float32
         torch.testing.assert_close(mixed[name], reference[name], rtol=1e-6, atol=1e-6)

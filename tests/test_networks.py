@@ -13,7 +13,7 @@ import torch
 from torch.nn import functional as F
 
 from monai_mlip.data import split_sentences, tokenize_sentences
-from monai_mlip.losses import MLIPLoss
+from monai_mlip.losses import build_objective
 from monai_mlip.networks import (
     MLIP,
     MLIPOutput,
@@ -177,7 +177,7 @@ def test_gradients_reach_towers_projections_phi_and_decoder(model):
     batch = make_batch(model)
     model.zero_grad()
     out = model(**batch, mask_ratio=0.5, generator=torch.Generator().manual_seed(0))
-    MLIPLoss()(out)["loss"].backward()
+    build_objective("mlip")(out)["loss"].backward()
     parts = {
         "vision stem": next(model.vision.trunk.patch_embed.backbone.parameters()),  # its first convolution
         "vision first block": model.vision.trunk.blocks[0].attn.qkv.weight,
@@ -313,6 +313,6 @@ def test_parts_of_terms_that_are_off_are_not_built_or_run(text_dir):
     output = model(**make_batch(model))
     assert output.integrity is None and output.patch_scores is None and output.mip_pred is None
     assert output.local_logit_scale is None
-    losses = MLIPLoss(lambda_local=0, use_sie=False, lambda_mip=0)(output)
+    losses = build_objective("clip")(output)
     losses["loss"].backward()
     assert all(p.grad is not None for p in model.parameters())  # what DDP needs without find_unused_parameters

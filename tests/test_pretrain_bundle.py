@@ -249,9 +249,9 @@ def test_image_encoder_verifies_and_exports(trained, tmp_path):
     "switch",
     [
         {},
-        {"loss#lambda_local": 0},
-        {"loss#use_sie": "false"},
-        {"loss#lambda_mip": 0},
+        {"term_weights#local": 0},
+        {"recipe": "mlip_no_sie"},
+        {"term_weights#mip": 0},
         {"recipe": "clip"},
         {"grounding_csv": "/none.csv"},
     ],
@@ -277,7 +277,7 @@ def test_two_process_torchrun(tmp_path, dataset_dir, switch):
     )
     state = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
     global_only = switch.get("recipe") == "clip"  # the clip recipe builds none of the three
-    assert any(k.startswith("decoder.") for k in state) == ("loss#lambda_mip" not in switch and not global_only)
-    assert any(k.startswith("sie.") for k in state) == ("loss#use_sie" not in switch and not global_only)
-    assert ("local_logit_scale" in state) == ("loss#lambda_local" not in switch and not global_only)
+    assert any(k.startswith("decoder.") for k in state) == ("term_weights#mip" not in switch and not global_only)
+    assert any(k.startswith("sie.") for k in state) == (switch.get("recipe") not in ("mlip_no_sie", "clip"))
+    assert ("local_logit_scale" in state) == ("term_weights#local" not in switch and not global_only)
     assert load_pretrained(tmp_path / "models").load_state_dict(state)  # the recorded config rebuilds it

@@ -9,7 +9,7 @@ import pytest
 import torch
 from monai.bundle import ConfigParser
 
-from monai_mlip.losses import MLIPLoss, Recipe, get_recipe, list_recipes
+from monai_mlip.losses import Objective, Recipe, build_objective, get_recipe, list_recipes
 from monai_mlip.networks import build_tiny_text_model, create_mlip
 from tests.test_trainer import REPORTS, batches
 
@@ -24,8 +24,8 @@ def text_dir(tmp_path_factory):
     return build_tiny_text_model(REPORTS * 10, tmp_path_factory.mktemp("text"), vocab_size=300, min_frequency=1)
 
 
-def _build(recipe: Recipe, text_dir) -> tuple[torch.nn.Module, MLIPLoss]:
-    loss = MLIPLoss(**recipe.loss_settings())
+def _build(recipe: Recipe, text_dir) -> tuple[torch.nn.Module, Objective]:
+    loss = build_objective(recipe)
     torch.manual_seed(0)
     settings = {"image_size": 32, "vision_kwargs": {"depth": 1}, "max_sentences": 4}
     model = create_mlip("tiny", text_model=text_dir, **settings, **loss.model_heads(), **recipe.model_settings())
@@ -62,8 +62,8 @@ def test_recipes_are_listed_and_checked():
         get_recipe("mgca")
     with pytest.raises(ValueError, match="need a masked view"):
         Recipe("broken", {"global": 1.0, "mip": 1.0}, mask_ratio=0.0)
-    with pytest.raises(ValueError, match="must include 'global'"):
-        Recipe("local_only", {"local": 1.0})
+    with pytest.raises(ValueError, match=r"unknown \['lokal'\]"):
+        Recipe("typo", {"global": 1.0, "lokal": 1.0})
 
 
 @pytest.mark.parametrize("name", ["clip", "mlip", "mlip_no_ot"])
@@ -74,8 +74,8 @@ def test_the_bundle_takes_a_recipe_by_name(name):
     parser["model_overrides"] = {}
     recipe = get_recipe(name)
     loss = parser.get_parsed_content("loss")
-    assert (loss.lambda_global, loss.lambda_local, loss.lambda_mip, loss.use_sie) == tuple(
-        recipe.loss_settings().values()
-    )
+    assert loss.weights == dict(recipe.terms) and (loss.weighting is not None) == recipe.sie
+    if "local" in recipe.terms:
+        assert loss.terms["local"].epsilon == parser.get_parsed_content("term_settings#local#epsilon")
     settings = parser.get_parsed_content("model_settings")
     assert settings == {**loss.model_heads(), **recipe.model_settings()}

@@ -18,7 +18,7 @@ from monai_mlip.data import split_sentences, tokenize_sentences
 from monai_mlip.engines import MLIPTrainer
 from monai_mlip.errors import NonFiniteWeightsError
 from monai_mlip.handlers import AtomicCheckpointSaver, FinalModelSaver
-from monai_mlip.losses import MLIPLoss
+from monai_mlip.losses import build_objective
 from monai_mlip.networks import build_tiny_text_model, create_mlip
 from monai_mlip.optim import mlip_param_groups
 
@@ -57,7 +57,7 @@ def make_trainer(model, data, lr: float = 1e-3, **kwargs) -> MLIPTrainer:
         train_data_loader=data,
         network=model,
         optimizer=torch.optim.AdamW(mlip_param_groups(model, lr, 0.05), lr=lr),
-        loss_function=MLIPLoss(),
+        loss_function=build_objective("mlip"),
         prepare_batch=PrepareBatchExtraInput(extra),
         **kwargs,
     )
@@ -75,7 +75,7 @@ def test_logit_scale_pushed_past_the_bound_comes_back(text_dir):
     assert model.local_logit_scale.item() == pytest.approx(0.0)
     # at the bound the scale still gets a gradient, so an optimiser can move it back inside
     output = model.train()(**{k: v for k, v in batches(model, 1)[0].items() if k != "study_id"})
-    MLIPLoss()(output)["loss"].backward()
+    build_objective("mlip")(output)["loss"].backward()
     assert model.logit_scale.grad.abs() > 0 and model.local_logit_scale.grad.abs() > 0
 
 

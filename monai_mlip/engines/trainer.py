@@ -3,7 +3,7 @@
 :class:`MLIPTrainer` is MONAI's :class:`~monai.engines.SupervisedTrainer` with its iteration replaced:
 the network takes the image and the tokenised report (``prepare_batch`` is
 :class:`~monai.engines.PrepareBatchExtraInput` with ``input_ids``, ``attention_mask`` and
-``sentence_index``), the loss is a dict of named terms (:class:`~monai_mlip.losses.MLIPLoss`), gradients
+``sentence_index``), the loss is a dict of named terms (:class:`~monai_mlip.losses.Objective`), gradients
 are clipped before the optimiser step, and a non-finite loss or a non-finite gradient norm skips the step
 (it is logged, counted in ``engine.state.nonfinite_steps`` and, past ``max_nonfinite_steps`` in a row,
 stops the run with an error): a finite loss can still back-propagate NaN gradients (an overflow in one

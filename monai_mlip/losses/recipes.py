@@ -1,11 +1,13 @@
-"""Named training objectives ("recipes"): which of MLIP's terms are on, their weights, and the masking.
+"""Named training objectives ("recipes"): which terms are on, their weights and settings, and the masking.
 
-A recipe lists its terms and their weights (``global``: image-report contrastive; ``local``: patch-sentence
-OT contrastive; ``mip``: masked image prediction), whether the SIE weights the contrastive terms, and the
-mask ratio of the training view (``None``: the model preset's). The pre-training bundle takes one by name
-(``--recipe clip``): it sets the loss's weights and switches (:meth:`Recipe.loss_settings`) and the
-model's (:meth:`Recipe.model_settings`), so a term that is off is neither computed nor built. open_clip's
-named model configs are the model; these name objectives instead of architectures.
+A recipe lists its terms and their weights (:data:`~monai_mlip.losses.registry.TERM_TYPES`: ``global``
+image-report contrastive, ``local`` patch-sentence OT contrastive, ``mip`` masked image prediction), the
+terms' settings where they differ from the defaults, whether the SIE weights the contrastive terms, and
+the mask ratio of the training view (``None``: the model preset's). The pre-training bundle takes one by
+name (``--recipe clip``); :func:`~monai_mlip.losses.build_objective` makes its loss, whose
+``model_heads()`` and :meth:`Recipe.model_settings` make the model, so a term that is off is neither
+computed nor built. open_clip's named model configs are the model; these name objectives instead of
+architectures.
 
 - ``clip``: the global term on whole images (ConVIRT / CLIP): no masking, no SIE, no OT, no MIP.
 - ``mlip``: Liu et al. (ISBI 2024): all three terms on the masked view, SIE-weighted (the default).
@@ -20,9 +22,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["RECIPES", "TERMS", "Recipe", "get_recipe", "list_recipes"]
+from monai_mlip.losses.registry import TERM_TYPES, WEIGHTING
 
-TERMS = ("global", "local", "mip")
+__all__ = ["RECIPES", "Recipe", "get_recipe", "list_recipes"]
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,9 @@ class Recipe:
 
     Attributes:
         name: the recipe's name.
-        terms: term name (:data:`TERMS`) to weight; a term not listed is off.
+        terms: term name (:data:`~monai_mlip.losses.registry.TERM_TYPES`) to weight; a term not listed is off.
+        settings: term name (or ``"sie"``) -> keyword arguments of its class where the recipe departs from
+            the defaults.
         sie: the SIE weights the contrastive terms (needs masking).
         mask_ratio: the training view's mask ratio, or ``None`` for the model preset's.
         description: one line for listings.
@@ -39,29 +43,21 @@ class Recipe:
 
     name: str
     terms: Mapping[str, float] = field(default_factory=dict)
+    settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     sie: bool = False
     mask_ratio: float | None = None
     description: str = ""
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.terms) - set(TERMS))
-        if unknown or "global" not in self.terms:
-            raise ValueError(f"recipe {self.name!r}: terms must include 'global' and be among {TERMS}, got {unknown}")
+        unknown = sorted(set(self.terms) - set(TERM_TYPES)) + sorted(set(self.settings) - set(TERM_TYPES) - {WEIGHTING})
+        if unknown or not self.terms:
+            raise ValueError(f"recipe {self.name!r}: terms must be among {sorted(TERM_TYPES)}, got unknown {unknown}")
         if self.mask_ratio == 0.0 and (self.sie or "mip" in self.terms):
             raise ValueError(f"recipe {self.name!r}: the SIE and MIP need a masked view (mask_ratio > 0)")
 
     def weight(self, term: str) -> float:
         """The weight of ``term`` (0.0 when it is off)."""
         return float(self.terms.get(term, 0.0))
-
-    def loss_settings(self) -> dict[str, Any]:
-        """:class:`~monai_mlip.losses.MLIPLoss` arguments of this recipe."""
-        return {
-            "lambda_global": self.weight("global"),
-            "lambda_local": self.weight("local"),
-            "lambda_mip": self.weight("mip"),
-            "use_sie": self.sie,
-        }
 
     def model_settings(self) -> dict[str, Any]:
         """:func:`~monai_mlip.networks.create_mlip` overrides of this recipe (the mask ratio, when it sets one)."""
@@ -72,15 +68,14 @@ _ALL = {"global": 1.0, "local": 1.0, "mip": 1.0}
 RECIPES: dict[str, Recipe] = {
     recipe.name: recipe
     for recipe in (
-        Recipe("clip", {"global": 1.0}, sie=False, mask_ratio=0.0, description="global contrastive on whole images"),
+        Recipe("clip", {"global": 1.0}, mask_ratio=0.0, description="global contrastive on whole images"),
         Recipe("mlip", _ALL, sie=True, description="global + OT + MIP on the masked view, SIE-weighted"),
         Recipe("mlip_no_ot", {"global": 1.0, "mip": 1.0}, sie=True, description="MLIP without the OT term"),
-        Recipe("mlip_no_sie", _ALL, sie=False, description="MLIP without the SIE weighting"),
+        Recipe("mlip_no_sie", _ALL, description="MLIP without the SIE weighting"),
         Recipe("mlip_no_mip", {"global": 1.0, "local": 1.0}, sie=True, description="MLIP without MIP"),
         Recipe(
             "mlip_no_mask",
             {"global": 1.0, "local": 1.0},
-            sie=False,
             mask_ratio=0.0,
             description="global + OT on whole images (no masking, so no SIE or MIP)",
         ),

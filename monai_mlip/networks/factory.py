@@ -70,7 +70,7 @@ class MLIPConfig:
         use_local: build the local logit scale (the patch-sentence term is on).
         use_sie: build the semantic integrity estimator.
         use_mip: build the masked-image-prediction decoder. The three switches follow the loss
-            (:meth:`~monai_mlip.losses.MLIPLoss.model_heads`): a part no term uses is not built.
+            (:meth:`~monai_mlip.losses.Objective.model_heads`): a part no term uses is not built.
     """
 
     vision_model: str = "vit_base_patch16_224"
