@@ -10,6 +10,7 @@ __all__ = [
     "BoxError",
     "CheckpointError",
     "ImageReadError",
+    "KnowledgeFileError",
     "LabelFileError",
     "MLIPDataError",
     "MLIPError",
@@ -65,6 +66,10 @@ class CheckpointError(MLIPDataError):
 
 class ManifestError(MLIPDataError):
     """A dataset layout or index file is missing or malformed."""
+
+
+class KnowledgeFileError(MLIPDataError):
+    """A knowledge file that cannot be read or lacks a field."""
 
 
 class LabelFileError(MLIPDataError):

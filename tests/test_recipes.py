@@ -9,6 +9,7 @@ import pytest
 import torch
 from monai.bundle import ConfigParser
 
+from monai_mlip.data import TagConceptsd
 from monai_mlip.losses import Objective, Recipe, build_objective, get_recipe, list_recipes
 from monai_mlip.networks import build_tiny_text_model, create_mlip
 from tests.test_trainer import REPORTS, batches
@@ -16,7 +17,7 @@ from tests.test_trainer import REPORTS, batches
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 TRAIN_JSON = os.path.join(os.path.dirname(__file__), "..", "bundles", "mlip_pretrain", "configs", "train.json")
-EXPECTED = {"clip", "mlip", "mlip_no_ot", "mlip_no_sie", "mlip_no_mip", "mlip_no_mask"}
+EXPECTED = {"clip", "mlip", "mlip_no_ot", "mlip_no_sie", "mlip_no_mip", "mlip_no_mask", "mlip_kg", "mmclip"}
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +33,27 @@ def _build(recipe: Recipe, text_dir) -> tuple[torch.nn.Module, Objective]:
     return model, loss
 
 
+def tagged_batch(model: torch.nn.Module, loss: Objective) -> dict:
+    """A batch of the four reports with what ``loss`` needs beyond the tokens (the tagged concepts)."""
+    batch = batches(model, 1)[0]
+    if loss.batch_keys():
+        tag = TagConceptsd("report", model.tokenizer)
+        items = [tag({"report": r, "sentence_index": batch["sentence_index"][i]}) for i, r in enumerate(REPORTS)]
+        batch.update({key: torch.stack([item[key] for item in items]) for key in loss.batch_keys()})
+    return batch
+
+
+def forward(model: torch.nn.Module, loss: Objective, batch: dict):
+    extra = {key: batch[key] for key in loss.batch_keys()}
+    return model(batch["image"], batch["input_ids"], batch["attention_mask"], batch["sentence_index"], **extra)
+
+
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_each_recipe_trains_a_step_and_every_parameter_it_built_learns(name, text_dir):
     recipe = get_recipe(name)
     model, loss = _build(recipe, text_dir)
-    batch = batches(model, 1)[0]
     model.train()
-    output = model(batch["image"], batch["input_ids"], batch["attention_mask"], batch["sentence_index"])
-    terms = loss(output)
+    terms = loss(forward(model, loss, tagged_batch(model, loss)))
     assert {key for key in terms if key.startswith("loss_")} == {f"loss_{term}" for term in recipe.terms}
     terms["loss"].backward()
     without = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]

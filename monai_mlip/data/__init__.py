@@ -1,6 +1,7 @@
 """Data layer: chest X-ray readers, reports, masks, dataset manifests and preprocessing."""
 
 from monai_mlip.data.image_io import LoadCXR, LoadCXRd, RowsFirstPILWriter, check_image_header, find_images, read_cxr
+from monai_mlip.data.knowledge import Knowledge, TagConceptsd, load_knowledge, tag_concepts
 from monai_mlip.data.manifests import (
     CHEXPERT_5X200_CLASSES,
     CHEXPERT_LABELS,
@@ -40,12 +41,14 @@ __all__ = [
     "BoxesToMaskd",
     "BuildReport",
     "GroundingSentencesd",
+    "Knowledge",
     "LoadCXR",
     "LoadCXRd",
     "Manifest",
     "RLEToMaskd",
     "RowsFirstPILWriter",
     "SkipDataErrors",
+    "TagConceptsd",
     "TokenizeReportd",
     "attach_reports",
     "boxes_to_mask",
@@ -61,6 +64,7 @@ __all__ = [
     "find_data_error",
     "find_images",
     "grounding_sentences",
+    "load_knowledge",
     "parse_report",
     "read_cxr",
     "read_report",
@@ -73,6 +77,7 @@ __all__ = [
     "skip_bad_collate",
     "split_by_key",
     "split_sentences",
+    "tag_concepts",
     "tokenize_sentences",
     "verify_images",
 ]

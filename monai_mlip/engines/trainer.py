@@ -7,8 +7,9 @@ the network takes the image and the tokenised report (``prepare_batch`` is
 are clipped before the optimiser step, and a non-finite loss or a non-finite gradient norm skips the step
 (it is logged, counted in ``engine.state.nonfinite_steps`` and, past ``max_nonfinite_steps`` in a row,
 stops the run with an error): a finite loss can still back-propagate NaN gradients (an overflow in one
-layer), and one optimiser step on them makes every later weight NaN. After each step the model's stored
-logit scales are clamped (:meth:`~monai_mlip.networks.MLIP.clamp_logit_scales_`). Mixed precision on a GPU
+layer), and one optimiser step on them makes every later weight NaN. After each step the model's
+:meth:`~monai_mlip.networks.MLIP.after_optimizer_step` runs (the logit scales are clamped, the divergence
+encoder's average moves). Mixed precision on a GPU
 is bf16 autocast, which needs no gradient scaler. Items a loader dropped as unreadable
 (:func:`~monai_mlip.data.skip_bad_collate`) are added up in ``engine.state.skipped_items``.
 """
@@ -122,9 +123,9 @@ class MLIPTrainer(SupervisedTrainer):
             if math.isfinite(grad_norm):
                 engine.state.nonfinite_in_a_row = 0
                 engine.optimizer.step()
-                clamp = getattr(unwrap(engine.network), "clamp_logit_scales_", None)
-                if clamp is not None:
-                    clamp()
+                after_step = getattr(unwrap(engine.network), "after_optimizer_step", None)
+                if after_step is not None:
+                    after_step()
             else:
                 engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
                 engine._skip_nonfinite("gradient norm", terms, batchdata)

@@ -1,5 +1,5 @@
-"""Inferers beside MONAI's: the grounding inferer that turns patch-sentence OT plans into phrase heatmaps."""
+"""Inferers beside MONAI's: the grounding inferer (phrase heatmaps from OT plans or patch attention)."""
 
-from monai_mlip.inferers.grounding import GroundingInferer, phrase_heatmaps
+from monai_mlip.inferers.grounding import GroundingInferer, attention_plans, phrase_heatmaps
 
-__all__ = ["GroundingInferer", "phrase_heatmaps"]
+__all__ = ["GroundingInferer", "attention_plans", "phrase_heatmaps"]

@@ -59,6 +59,11 @@ class Objective(nn.Module):
         needed = self.parts()
         return {switch: part in needed for part, (switch, _) in PARTS.items()}
 
+    def batch_keys(self) -> list[str]:
+        """The batch entries the model needs beyond the image and the tokens (the tagged concepts for the
+        knowledge and MLM parts: :class:`~monai_mlip.data.knowledge.TagConceptsd`)."""
+        return ["concept_index", "concept_labels"] if self.parts() & {"knowledge", "mlm"} else []
+
     def forward(self, output: Any) -> dict[str, torch.Tensor]:
         """Compute the terms.
 

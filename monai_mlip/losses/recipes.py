@@ -9,11 +9,24 @@ name (``--recipe clip``); :func:`~monai_mlip.losses.build_objective` makes its l
 computed nor built. open_clip's named model configs are the model; these name objectives instead of
 architectures.
 
+Grounding: every recipe names the phrase heatmap its model is read with (:attr:`Recipe.grounding`,
+:class:`~monai_mlip.inferers.GroundingInferer`): the OT plan for the recipes with the OT term, the
+phrase's attention over the patches for the others.
+
 - ``clip``: the global term on whole images (ConVIRT / CLIP): no masking, no SIE, no OT, no MIP.
 - ``mlip``: Liu et al. (ISBI 2024): all three terms on the masked view, SIE-weighted (the default).
 - ``mlip_no_ot``, ``mlip_no_sie``, ``mlip_no_mip``: MLIP without one part.
 - ``mlip_no_mask``: MLIP on whole images: the global and OT terms without masking; the SIE and MIP,
   which exist only for a masked view, go with it.
+- ``mlip_kg``: Li et al. (CVPR 2024), reconstructed from the abstract: the global term, its divergence
+  encoder (:mod:`~monai_mlip.losses.divergence`, weight 0.4 as ALBEF's alpha), token-knowledge-patch
+  alignment and knowledge-guided category-level contrast (:mod:`~monai_mlip.losses.knowledge`) over the
+  knowledge file (``create_mlip(knowledge_file=...)``), on whole images. Grounding: attention.
+- ``mmclip``: Wu et al. (arXiv 2407.19546), reconstructed from the abstract: the global term, MIP on a
+  view whose hidden patches are the ones the report attends to most (AttMIM: ``mask_strategy="attention"``,
+  the preset's ratio), and entity-driven MLM with the image's support (:mod:`~monai_mlip.losses.mlm`;
+  entity tokens masked with probability 0.5). Unpaired data trains it through the data preset
+  ``configs/data/mimic_unpaired.json``. Grounding: attention.
 """
 
 from __future__ import annotations
@@ -38,6 +51,8 @@ class Recipe:
             the defaults.
         sie: the SIE weights the contrastive terms (needs masking).
         mask_ratio: the training view's mask ratio, or ``None`` for the model preset's.
+        model: further :func:`~monai_mlip.networks.create_mlip` settings (``{"mask_strategy": "attention"}``).
+        grounding: the phrase heatmap of this recipe's model, ``"ot"`` or ``"attention"``.
         description: one line for listings.
     """
 
@@ -46,12 +61,16 @@ class Recipe:
     settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     sie: bool = False
     mask_ratio: float | None = None
+    model: Mapping[str, Any] = field(default_factory=dict)
+    grounding: str = "ot"
     description: str = ""
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.terms) - set(TERM_TYPES)) + sorted(set(self.settings) - set(TERM_TYPES) - {WEIGHTING})
         if unknown or not self.terms:
             raise ValueError(f"recipe {self.name!r}: terms must be among {sorted(TERM_TYPES)}, got unknown {unknown}")
+        if self.grounding not in ("ot", "attention"):
+            raise ValueError(f"recipe {self.name!r}: grounding must be 'ot' or 'attention', got {self.grounding!r}")
         if self.mask_ratio == 0.0 and (self.sie or "mip" in self.terms):
             raise ValueError(f"recipe {self.name!r}: the SIE and MIP need a masked view (mask_ratio > 0)")
 
@@ -60,8 +79,9 @@ class Recipe:
         return float(self.terms.get(term, 0.0))
 
     def model_settings(self) -> dict[str, Any]:
-        """:func:`~monai_mlip.networks.create_mlip` overrides of this recipe (the mask ratio, when it sets one)."""
-        return {} if self.mask_ratio is None else {"mask_ratio": self.mask_ratio}
+        """:func:`~monai_mlip.networks.create_mlip` overrides of this recipe (its model settings and the mask
+        ratio, when it sets one)."""
+        return {**self.model, **({} if self.mask_ratio is None else {"mask_ratio": self.mask_ratio})}
 
 
 _ALL = {"global": 1.0, "local": 1.0, "mip": 1.0}
@@ -78,6 +98,20 @@ RECIPES: dict[str, Recipe] = {
             {"global": 1.0, "local": 1.0},
             mask_ratio=0.0,
             description="global + OT on whole images (no masking, so no SIE or MIP)",
+        ),
+        Recipe(
+            "mlip_kg",
+            {"global": 1.0, "divergence": 0.4, "knowledge_local": 1.0, "knowledge_category": 1.0},
+            mask_ratio=0.0,
+            grounding="attention",
+            description="Li et al. 2024: global + divergence encoder + token-knowledge-patch + knowledge categories",
+        ),
+        Recipe(
+            "mmclip",
+            {"global": 1.0, "mip": 1.0, "entity_mlm": 1.0},
+            model={"mask_strategy": "attention"},
+            grounding="attention",
+            description="Wu et al. 2024: global + attention-masked MIP + entity MLM with the image's support",
         ),
     )
 }

@@ -54,6 +54,9 @@ PARTS: dict[str, tuple[str, str]] = {
     "local": ("use_local", "local_logit_scale"),
     "sie": ("use_sie", "integrity"),
     "mip": ("use_mip", "mip_pred"),
+    "knowledge": ("use_knowledge", "knowledge_embeds"),
+    "teacher": ("use_teacher", "teacher_image_embeds"),
+    "mlm": ("use_mlm", "mlm_logits"),
 }
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from monai_mlip.atomic_io import read_checkpoint
+from monai_mlip.data.knowledge import load_knowledge
 from monai_mlip.networks.mlip import MLIP
 from monai_mlip.networks.text import TextTower
 from monai_mlip.networks.vision import VisionTower
@@ -69,8 +70,19 @@ class MLIPConfig:
         sie_init: SIE weight of every mask at initialisation.
         use_local: build the local logit scale (the patch-sentence term is on).
         use_sie: build the semantic integrity estimator.
-        use_mip: build the masked-image-prediction decoder. The three switches follow the loss
-            (:meth:`~monai_mlip.losses.Objective.model_heads`): a part no term uses is not built.
+        use_mip: build the masked-image-prediction decoder.
+        use_knowledge: build the knowledge encoder over ``knowledge_file``.
+        knowledge_file: a knowledge file (:func:`~monai_mlip.data.knowledge.load_knowledge`; ``None``: the
+            packaged chest X-ray one).
+        use_teacher: build the divergence encoder (an EMA of the towers).
+        teacher_momentum: its EMA decay.
+        use_mlm: build the image-supported masked-language-modelling head. The ``use_*`` switches follow
+            the loss (:meth:`~monai_mlip.losses.Objective.model_heads`): a part no term uses is not built.
+        mlm_entity_prob: probability of masking each entity token for MLM.
+        mlm_other_prob: probability of masking each other token for MLM.
+        mask_strategy: ``"random"`` or ``"attention"`` (hide the patches the report attends to most).
+        attention_temperature: softmax temperature of the report-to-patch attention.
+        attention_share: share of the hidden patches that attention masking chooses (the rest are random).
     """
 
     vision_model: str = "vit_base_patch16_224"
@@ -93,6 +105,16 @@ class MLIPConfig:
     use_local: bool = True
     use_sie: bool = True
     use_mip: bool = True
+    use_knowledge: bool = False
+    knowledge_file: str | os.PathLike | None = None
+    use_teacher: bool = False
+    teacher_momentum: float = 0.995
+    use_mlm: bool = False
+    mlm_entity_prob: float = 0.5
+    mlm_other_prob: float = 0.0
+    mask_strategy: str = "random"
+    attention_temperature: float = 0.1
+    attention_share: float = 1.0
 
 
 PRESETS: dict[str, MLIPConfig] = {
@@ -183,6 +205,15 @@ def create_mlip(preset: str = "tiny", **overrides: Any) -> MLIP:
         use_local=config.use_local,
         use_sie=config.use_sie,
         use_mip=config.use_mip,
+        knowledge=load_knowledge(config.knowledge_file) if config.use_knowledge else None,
+        use_teacher=config.use_teacher,
+        teacher_momentum=config.teacher_momentum,
+        use_mlm=config.use_mlm,
+        mlm_entity_prob=config.mlm_entity_prob,
+        mlm_other_prob=config.mlm_other_prob,
+        mask_strategy=config.mask_strategy,
+        attention_temperature=config.attention_temperature,
+        attention_share=config.attention_share,
     )
     model.config = config
     return model
