@@ -32,6 +32,7 @@ from monai_mlip.data.reports import (
 )
 from monai_mlip.data.skipping import SkipDataErrors, find_data_error, skip_bad_collate, verify_images
 from monai_mlip.data.transforms import CXR_MEAN, CXR_STD, cxr_transforms
+from monai_mlip.data.unpaired import disease_prompt, image_only_items, mix_unpaired, report_only_items
 
 __all__ = [
     "CHEXPERT_5X200_CLASSES",
@@ -61,14 +62,18 @@ __all__ = [
     "check_image_header",
     "clean_text",
     "cxr_transforms",
+    "disease_prompt",
     "find_data_error",
     "find_images",
     "grounding_sentences",
+    "image_only_items",
     "load_knowledge",
+    "mix_unpaired",
     "parse_report",
     "read_cxr",
     "read_report",
     "read_siim_rle",
+    "report_only_items",
     "report_text",
     "rle_decode",
     "rle_encode",

@@ -378,16 +378,23 @@ class LoadCXRd(MapTransform):
     Args:
         keys: keys whose values are paths; each is replaced by the loaded ``[1, H, W]`` image.
         allow_missing_keys: do not raise when a key is absent.
+        blank_size: with a size, a value of ``None`` (a report without an image, in unpaired data:
+            :func:`~monai_mlip.data.mix_unpaired`) becomes a blank ``[1, blank_size, blank_size]`` image;
+            without one it is an error like any unreadable path.
     """
 
-    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
+    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False, blank_size: int | None = None) -> None:
         super().__init__(keys, allow_missing_keys)
         self.loader = LoadCXR()
+        self.blank_size = blank_size
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         for key in self.key_iterator(d):
-            d[key] = self.loader(d[key])
+            if d[key] is None and self.blank_size is not None:
+                d[key] = torch.zeros(1, self.blank_size, self.blank_size)
+            else:
+                d[key] = self.loader(d[key])
         return d
 
 

@@ -22,6 +22,7 @@ class EntityMLM(ObjectiveTerm):
 
     name = "entity_mlm"
     parts = ("mlm",)
+    takes_unpaired = True
 
     def forward(self, output: Any, sample_weights: SampleWeights | None = None) -> TermOutput:
         logits, labels = output.mlm_logits.float(), output.mlm_labels

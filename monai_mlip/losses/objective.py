@@ -59,10 +59,26 @@ class Objective(nn.Module):
         needed = self.parts()
         return {switch: part in needed for part, (switch, _) in PARTS.items()}
 
-    def batch_keys(self) -> list[str]:
-        """The batch entries the model needs beyond the image and the tokens (the tagged concepts for the
-        knowledge and MLM parts: :class:`~monai_mlip.data.knowledge.TagConceptsd`)."""
-        return ["concept_index", "concept_labels"] if self.parts() & {"knowledge", "mlm"} else []
+    def batch_keys(self, unpaired: bool = False) -> list[str]:
+        """The batch entries the model needs beyond the image and the tokens: the tagged concepts for the
+        knowledge and MLM parts (:class:`~monai_mlip.data.knowledge.TagConceptsd`), and ``has_image`` when
+        the data mixes in reports without images (``unpaired``).
+
+        Raises:
+            ValueError: ``unpaired`` data for an objective with a term that cannot take it.
+        """
+        if unpaired and not self.takes_unpaired():
+            refusing = sorted(name for name, term in self.terms.items() if not term.takes_unpaired)
+            raise ValueError(
+                f"unpaired data (reports without images) cannot train the term(s) {refusing or ['sie']}; "
+                "use a recipe whose terms all take it (mmclip), or paired data"
+            )
+        keys = ["concept_index", "concept_labels"] if self.parts() & {"knowledge", "mlm"} else []
+        return keys + (["has_image"] if unpaired else [])
+
+    def takes_unpaired(self) -> bool:
+        """Every term takes reports without an image (and no SIE weighting, whose masks need an image)."""
+        return self.weighting is None and all(term.takes_unpaired for term in self.terms.values())
 
     def forward(self, output: Any) -> dict[str, torch.Tensor]:
         """Compute the terms.
@@ -79,6 +95,7 @@ class Objective(nn.Module):
             ValueError: the model was built without a part a term needs.
         """
         self._check_parts(output)
+        self._check_unpaired(output)
         sample_weights, stats = None, {}
         if self.weighting is not None:
             sample_weights, stats = self.weighting(output)
@@ -90,6 +107,17 @@ class Objective(nn.Module):
             stats.update(result.stats)
         total = sum(self.weights[name] * losses[f"loss_{name}"] for name in self.terms)
         return {"loss": total, **losses, **stats}
+
+    def _check_unpaired(self, output: Any) -> None:
+        has_image = getattr(output, "has_image", None)
+        if has_image is None or bool(has_image.all()):
+            return
+        refusing = sorted(name for name, term in self.terms.items() if not term.takes_unpaired)
+        if refusing or self.weighting is not None:
+            raise ValueError(
+                f"the batch holds reports without an image, which the term(s) {refusing or ['sie']} cannot use; "
+                "unpaired data is for recipes whose terms take it (mmclip)"
+            )
 
     def _check_parts(self, output: Any) -> None:
         for part in sorted(self.parts()):

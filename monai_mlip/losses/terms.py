@@ -81,13 +81,25 @@ class ObjectiveTerm(nn.Module):
     Attributes:
         name: the term's name in recipes; its loss is logged as ``loss_<name>``.
         parts: the model parts (:data:`PARTS`) the term needs.
+        takes_unpaired: the term handles a batch with reports that have no image (``output.has_image``);
+            the objective refuses such a batch for a term that does not.
     """
 
     name: ClassVar[str]
     parts: tuple[str, ...] = ()
+    takes_unpaired: ClassVar[bool] = False
 
     def forward(self, output: Any, sample_weights: SampleWeights | None = None) -> TermOutput:
         raise NotImplementedError
+
+
+def with_image(output: Any) -> torch.Tensor | None:
+    """``[B]`` bool over the global batch, the samples that have an image; ``None`` when all have one."""
+    has_image = getattr(output, "has_image", None)
+    if has_image is None:
+        return None
+    has_image = gather_batch(has_image.bool())
+    return None if bool(has_image.all()) else has_image
 
 
 def _weighted_contrastive(logits: torch.Tensor, sample_weights: SampleWeights | None) -> torch.Tensor:
@@ -97,14 +109,23 @@ def _weighted_contrastive(logits: torch.Tensor, sample_weights: SampleWeights | 
 
 
 class GlobalContrastive(ObjectiveTerm):
-    """Image-report InfoNCE over the global batch: ``[B, D]`` image and text embeddings -> a scalar."""
+    """Image-report InfoNCE over the global batch: ``[B, D]`` image and text embeddings -> a scalar.
+
+    Reports without an image (``output.has_image``) are left out of the logits.
+    """
 
     name = "global"
+    takes_unpaired = True
 
     def forward(self, output: Any, sample_weights: SampleWeights | None = None) -> TermOutput:
         logits = similarity_logits(
             gather_batch(output.image_embeds), gather_batch(output.text_embeds), output.logit_scale
         )
+        keep = with_image(output)
+        if keep is not None:
+            logits = logits[keep][:, keep]
+            if sample_weights is not None:
+                sample_weights = sample_weights._replace(weights=sample_weights.weights[keep])
         return TermOutput(_weighted_contrastive(logits, sample_weights), {"logit_scale": output.logit_scale.detach()})
 
 
@@ -165,13 +186,19 @@ class PatchSentenceOT(ObjectiveTerm):
 
 
 class MaskedImagePrediction(ObjectiveTerm):
-    """MSE of the decoder's ``[B, M, K]`` predictions of the hidden patches (MAE with ``norm_pix_loss``)."""
+    """MSE of the decoder's ``[B, M, K]`` predictions of the hidden patches (MAE with ``norm_pix_loss``), over
+    the samples that have an image."""
 
     name = "mip"
     parts = ("mip",)
+    takes_unpaired = True
 
     def forward(self, output: Any, sample_weights: SampleWeights | None = None) -> TermOutput:
-        return TermOutput(masked_patch_loss(gather_batch(output.mip_pred), gather_batch(output.mip_target)), {})
+        pred, target = gather_batch(output.mip_pred), gather_batch(output.mip_target)
+        keep = with_image(output)
+        if keep is not None:
+            pred, target = pred[keep], target[keep]
+        return TermOutput(masked_patch_loss(pred, target), {})
 
 
 class SemanticIntegrityWeighting(nn.Module):

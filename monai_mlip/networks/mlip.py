@@ -298,7 +298,8 @@ class MLIP(nn.Module):
             attention_mask: ``[B, L]``, 1 for real tokens.
             sentence_index: ``[B, L]`` long sentence number of each token, -1 for special and padding tokens.
             concept_index: ``[B, L]`` long concept of each token, -1 for none
-                (:class:`~monai_mlip.data.knowledge.TagConceptsd`; needed by the knowledge encoder and MLM).
+                (:class:`~monai_mlip.data.knowledge.TagConceptsd`; needed in training by the knowledge
+                encoder and MLM, whose outputs evaluation without it leaves out, as it does the teacher's).
             concept_labels: ``[B, C]`` float, the concepts each report asserts (needed by the knowledge encoder).
             has_image: ``[B]`` bool, ``False`` for reports without an image (default: all have one).
             mask_ratio: fraction of patches to hide; ``None``: ``self.mask_ratio`` in training mode, 0 in eval.
@@ -379,8 +380,8 @@ class MLIP(nn.Module):
     def _knowledge_outputs(
         self, token_features: torch.Tensor, concept_index: torch.Tensor | None, concept_labels: torch.Tensor | None
     ) -> dict[str, Any]:
-        if self.knowledge is None:
-            return {}
+        if self.knowledge is None or (not self.training and concept_index is None):
+            return {}  # evaluation reads the embeddings alone
         if concept_index is None or concept_labels is None:
             raise ValueError("the knowledge encoder needs concept_index and concept_labels (data.TagConceptsd)")
         pooled, mask = pool_sentences(
@@ -399,7 +400,7 @@ class MLIP(nn.Module):
     def _teacher_outputs(
         self, pixels: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        if self.teacher is None:
+        if self.teacher is None or not self.training:
             return {}
         teacher = self.teacher.module
         image = teacher["image_projection"](teacher["vision"](pixels).global_features)
@@ -415,7 +416,7 @@ class MLIP(nn.Module):
         has_image: torch.Tensor,
         generator: torch.Generator | None,
     ) -> dict[str, torch.Tensor]:
-        if self.mlm is None:
+        if self.mlm is None or (not self.training and concept_index is None):
             return {}
         if concept_index is None:
             raise ValueError("the MLM head masks entity tokens and needs concept_index (data.TagConceptsd)")
