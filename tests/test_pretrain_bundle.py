@@ -17,6 +17,7 @@ from monai.bundle import ConfigWorkflow, ckpt_export, verify_net_in_out
 from monai_mlip.bundle import bundle_workflow, synthetic_dataset
 from monai_mlip.data import find_data_error
 from monai_mlip.errors import ImageReadError
+from monai_mlip.losses import build_objective
 from monai_mlip.networks import load_encoder, load_pretrained
 
 pytestmark = pytest.mark.slow  # the integration tier: bundle runs and two-process torchrun
@@ -254,13 +255,19 @@ def test_image_encoder_verifies_and_exports(trained, tmp_path):
         {"term_weights#mip": 0},
         {"recipe": "clip"},
         {"grounding_csv": "/none.csv"},
+        {"recipe": "mlip_kg"},
+        {"recipe": "mmclip"},
+        {"configs": ["mimic_unpaired.json"], "synthetic#studies": 64, "synthetic#image_size": 64},
     ],
-    ids=["mlip", "no_local", "no_sie", "no_mip", "recipe_clip", "no_grounding_data"],
+    ids=["mlip", "no_local", "no_sie", "no_mip", "recipe_clip", "no_grounding_data", "mlip_kg", "mmclip", "unpaired"],
 )
 def test_two_process_torchrun(tmp_path, dataset_dir, switch):
-    """DDP (without find_unused_parameters) runs the full objective and each term switched off: a term
-    that is off leaves no parameter without a gradient, which DDP would refuse at the second iteration."""
-    config = str([str(CONFIGS / "train.json"), str(CONFIGS / "multi_gpu_train.json")])
+    """DDP (without find_unused_parameters) runs the full objective, each term switched off and the other
+    recipes (mmclip also on the preset that mixes in unpaired data): a term that is off leaves no parameter
+    without a gradient, which DDP would refuse at the second iteration."""
+    switch = dict(switch)
+    presets = [str(REPO / "configs" / "data" / name) for name in switch.pop("configs", [])]
+    config = str([str(CONFIGS / "train.json"), *presets, str(CONFIGS / "multi_gpu_train.json")])
     settings = {**FAST, "max_epochs": 1, **switch}
     overrides = [arg for key, value in settings.items() for arg in (f"--{key}", str(value))]
     command = [
@@ -276,8 +283,16 @@ def test_two_process_torchrun(tmp_path, dataset_dir, switch):
         "grounding_csv" not in switch
     )
     state = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
-    global_only = switch.get("recipe") == "clip"  # the clip recipe builds none of the three
-    assert any(k.startswith("decoder.") for k in state) == ("term_weights#mip" not in switch and not global_only)
-    assert any(k.startswith("sie.") for k in state) == (switch.get("recipe") not in ("mlip_no_sie", "clip"))
-    assert ("local_logit_scale" in state) == ("term_weights#local" not in switch and not global_only)
+    recipe = switch.get("recipe", "mmclip" if presets else "mlip")
+    weights = {key.split("#")[1]: float(value) for key, value in switch.items() if key.startswith("term_weights#")}
+    heads = build_objective(recipe, weights=weights).model_heads()  # the parts each recipe and switch builds
+    for switch_name, prefix in (
+        ("use_mip", "decoder."),
+        ("use_sie", "sie."),
+        ("use_local", "local_logit_scale"),
+        ("use_knowledge", "knowledge."),
+        ("use_teacher", "teacher."),
+        ("use_mlm", "mlm."),
+    ):
+        assert any(k.startswith(prefix) for k in state) == heads[switch_name], switch_name
     assert load_pretrained(tmp_path / "models").load_state_dict(state)  # the recorded config rebuilds it

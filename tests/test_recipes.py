@@ -43,9 +43,9 @@ def tagged_batch(model: torch.nn.Module, loss: Objective) -> dict:
     return batch
 
 
-def forward(model: torch.nn.Module, loss: Objective, batch: dict):
-    extra = {key: batch[key] for key in loss.batch_keys()}
-    return model(batch["image"], batch["input_ids"], batch["attention_mask"], batch["sentence_index"], **extra)
+def forward(model: torch.nn.Module, loss: Objective, batch: dict, extra: tuple[str, ...] = ()):
+    kwargs = {key: batch[key] for key in (*loss.batch_keys(), *extra)}
+    return model(batch["image"], batch["input_ids"], batch["attention_mask"], batch["sentence_index"], **kwargs)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

@@ -11,7 +11,7 @@ from pathlib import Path
 from monai_mlip.compare.harness import SCALES, compare
 from monai_mlip.losses import list_recipes
 
-DEFAULT_RECIPES = ("clip", "mlip", "mlip_no_ot", "mlip_no_sie", "mlip_no_mip", "mlip_no_mask")
+DEFAULT_RECIPES = ("clip", "mlip", "mlip_no_ot", "mlip_no_sie", "mlip_no_mip", "mlip_no_mask", "mlip_kg", "mmclip")
 
 
 def main(argv: list[str] | None = None) -> int:
