@@ -291,8 +291,9 @@ def test_each_term_takes_its_own_settings():
 
 
 def test_the_objective_asks_for_the_parts_it_uses():
-    assert build_objective("mlip").model_heads() == {"use_local": True, "use_sie": True, "use_mip": True}
-    assert build_objective("clip").model_heads() == {"use_local": False, "use_sie": False, "use_mip": False}
+    off = {"use_knowledge": False, "use_teacher": False, "use_mlm": False}
+    assert build_objective("mlip").model_heads() == {"use_local": True, "use_sie": True, "use_mip": True, **off}
+    assert build_objective("clip").model_heads() == {"use_local": False, "use_sie": False, "use_mip": False, **off}
     for field in ("local_logit_scale", "integrity", "mip_pred"):
         out = fake_output()
         setattr(out, field, None)

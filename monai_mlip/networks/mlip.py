@@ -402,7 +402,7 @@ class MLIP(nn.Module):
     ) -> dict[str, torch.Tensor]:
         if self.teacher is None or not self.training:
             return {}
-        teacher = self.teacher.module
+        teacher = self.teacher.module.eval()  # targets without dropout, normalised by the averaged statistics
         image = teacher["image_projection"](teacher["vision"](pixels).global_features)
         text = teacher["text_projection"](teacher["text"](input_ids, attention_mask).global_features)
         return {"teacher_image_embeds": F.normalize(image, dim=-1), "teacher_text_embeds": F.normalize(text, dim=-1)}
