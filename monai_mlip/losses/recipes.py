@@ -18,15 +18,37 @@ phrase's attention over the patches for the others.
 - ``mlip_no_ot``, ``mlip_no_sie``, ``mlip_no_mip``: MLIP without one part.
 - ``mlip_no_mask``: MLIP on whole images: the global and OT terms without masking; the SIE and MIP,
   which exist only for a masked view, go with it.
-- ``mlip_kg``: Li et al. (CVPR 2024), reconstructed from the abstract: the global term, its divergence
-  encoder (:mod:`~monai_mlip.losses.divergence`, weight 0.4 as ALBEF's alpha), token-knowledge-patch
-  alignment and knowledge-guided category-level contrast (:mod:`~monai_mlip.losses.knowledge`) over the
-  knowledge file (``create_mlip(knowledge_file=...)``), on whole images. Grounding: attention.
-- ``mmclip``: Wu et al. (arXiv 2407.19546), reconstructed from the abstract: the global term, MIP on a
-  view whose hidden patches are the ones the report attends to most (AttMIM: ``mask_strategy="attention"``,
-  the preset's ratio), and entity-driven MLM with the image's support (:mod:`~monai_mlip.losses.mlm`;
-  entity tokens masked with probability 0.5). Unpaired data trains it through the data preset
-  ``configs/data/mimic_unpaired.json``. Grounding: attention.
+- ``mlip_kg``: Li et al. (CVPR 2024, arXiv 2402.02045), reconstructed from the abstract (the paper's
+  equations and code were not available). On whole images (the paper does not mask). Choices made here,
+  each a setting:
+
+  - divergence encoder: an EMA of both towers and projections whose similarity distribution is a soft
+    target (:mod:`~monai_mlip.losses.divergence`; ALBEF's momentum distillation); weight 0.4 (ALBEF's
+    alpha: ``--term_weights#divergence``), EMA decay ``teacher_momentum`` 0.995 (model setting), teacher
+    temperature ``--term_settings#divergence#teacher_scale`` (default: the model's own);
+  - knowledge: the packaged chest X-ray knowledge file (``knowledge_file`` model setting), encoded by the
+    report encoder with a projection of its own instead of a UMLS encoder;
+  - token-knowledge-patch alignment: query = mention + knowledge embedding (``fusion``), softmax attention
+    over the patches at ``temperature`` 0.1, InfoNCE from mentions to images (``knowledge_local``);
+  - category-level contrast: knowledge embeddings as prototypes, per concept (``level="concept"``) or per
+    expert category, for images and reports (``modalities``); targets from the non-negated mentions
+    (``knowledge_category``).
+
+  Grounding: the phrase's attention over the patches.
+- ``mmclip``: Wu et al. (arXiv 2407.19546), reconstructed from the abstract. Choices made here:
+
+  - AttMIM: the report's word tokens attend over the patches of the whole image in a gradient-free pass
+    (softmax of projected cosine similarity at ``attention_temperature`` 0.1, averaged over the words);
+    the most-attended patches are hidden (``attention_share`` 1.0 of the hidden ones; the rest random) at
+    the preset's mask ratio, and the MIP decoder reconstructs them;
+  - EntMLM: entity tokens (the knowledge file's terms) masked with probability ``mlm_entity_prob`` 0.5,
+    other tokens ``mlm_other_prob`` 0.0; one transformer decoder layer lets the tokens read the visible
+    patches; the output layer is tied to the word embeddings (:mod:`~monai_mlip.networks.mlm`);
+  - unpaired data: images with labels get disease prompts (:func:`~monai_mlip.data.disease_prompt`),
+    reports without images train EntMLM alone (the global and MIP terms leave them out); the preset
+    ``configs/data/mimic_unpaired.json`` mixes them in (``report_only_fraction`` 0.2).
+
+  Grounding: the phrase's attention over the patches.
 """
 
 from __future__ import annotations
