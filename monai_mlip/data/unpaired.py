@@ -38,12 +38,19 @@ def disease_prompt(
     )
 
 
-def image_only_items(items: Iterable[Mapping[str, Any]], findings: Mapping[str, str]) -> list[dict[str, Any]]:
+def image_only_items(
+    items: Iterable[Mapping[str, Any]],
+    findings: Mapping[str, str],
+    positive: str = POSITIVE_PROMPT,
+    negative: str = NEGATIVE_PROMPT,
+) -> list[dict[str, Any]]:
     """Items of a labelled image dataset (RSNA, SIIM, ...) as image-prompt pairs.
 
     Args:
         items: manifest items with ``image`` and the label keys.
         findings: finding name -> the item key holding its 0/1 label (``{"Pneumonia": "label"}``).
+        positive: the prompt template of a present finding (:func:`disease_prompt`).
+        negative: the template of an absent one.
 
     Returns:
         Items with ``image``, ``report`` (the prompt, :func:`disease_prompt`), ``study_id`` and ``has_image``.
@@ -53,7 +60,12 @@ def image_only_items(items: Iterable[Mapping[str, Any]], findings: Mapping[str, 
         labels = {finding: int(item[key]) for finding, key in findings.items()}
         name = item.get("patient_id", item.get("study_id", number))
         out.append(
-            {"image": item["image"], "report": disease_prompt(labels), "study_id": f"image:{name}", "has_image": True}
+            {
+                "image": item["image"],
+                "report": disease_prompt(labels, positive, negative),
+                "study_id": f"image:{name}",
+                "has_image": True,
+            }
         )
     return out
 
