@@ -4,12 +4,14 @@ and the pre-training bundle takes one by name."""
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
 import pytest
 import torch
 from monai.bundle import ConfigParser
 
 from monai_mlip.data import TagConceptsd
+from monai_mlip.handlers import UnmaskedTuning
 from monai_mlip.losses import Objective, Recipe, build_objective, get_recipe, list_recipes
 from monai_mlip.networks import build_tiny_text_model, create_mlip
 from tests.test_trainer import REPORTS, batches
@@ -93,3 +95,22 @@ def test_the_bundle_takes_a_recipe_by_name(name):
         assert loss.terms["local"].epsilon == parser.get_parsed_content("term_settings#local#epsilon")
     settings = parser.get_parsed_content("model_settings")
     assert settings == {**loss.model_heads(), **recipe.model_settings()}
+
+
+def test_unmasked_tuning_runs_the_last_epochs_on_whole_images_with_every_part_in_the_graph(text_dir):
+    model, loss = _build(get_recipe("mlip"), text_dir)
+    tuning = UnmaskedTuning(model, epochs=1)
+    engine = SimpleNamespace(state=SimpleNamespace(epoch=1, max_epochs=3))
+    for epoch, expected in ((1, 0.25), (2, 0.25), (3, 0.0), (2, 0.25)):  # the last a resumed run's
+        engine.state.epoch = epoch
+        tuning(engine)
+        assert model.mask_ratio == expected
+    engine.state.epoch = 3
+    tuning(engine)
+    model.train()
+    output = forward(model, loss, tagged_batch(model, loss))
+    assert output.visible.all() and output.mip_pred.shape[1] == 0
+    loss(output)["loss"].backward()
+    assert [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None] == []  # as DDP needs
+    with pytest.raises(ValueError, match="epochs"):
+        UnmaskedTuning(model, epochs=-1)

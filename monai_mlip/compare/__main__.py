@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", default="default", choices=sorted(SCALES), help="data, image size and length")
     parser.add_argument("--max_epochs", type=int, help="pre-training epochs instead of the scale's")
     parser.add_argument("--mask_ratio", type=float, help="mask ratio of the recipes that mask, instead of the preset's")
+    parser.add_argument("--unmasked_epochs", type=int, help="final epochs of the masking recipes on whole images")
     parser.add_argument("--work_dir", type=Path, default=Path("comparison_runs"), help="the cells' bundle roots")
     parser.add_argument("--out_json", type=Path, default=Path("benchmarks/results/comparison.json"))
     parser.add_argument("--out_table", type=Path, default=Path("comparison.md"))
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         args.bundles_dir,
         max_epochs=args.max_epochs,
         mask_ratio=args.mask_ratio,
+        unmasked_epochs=args.unmasked_epochs,
     )
     print(args.out_table.read_text())
     return 0

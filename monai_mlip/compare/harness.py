@@ -52,9 +52,12 @@ FRACTIONS = (0.01, 0.1)
 CELL_FILE = "cell.json"
 
 
-def scale_settings(scale: str, max_epochs: int | None = None, mask_ratio: float | None = None) -> dict[str, Any]:
-    """The settings of ``scale``, with the pre-training length and the masking recipes' mask ratio overridden
-    when given (to ask whether a part helps with a longer budget or another ratio)."""
+def scale_settings(
+    scale: str, max_epochs: int | None = None, mask_ratio: float | None = None, unmasked_epochs: int | None = None
+) -> dict[str, Any]:
+    """The settings of ``scale``, with the pre-training length, the masking recipes' mask ratio and their
+    final unmasked epochs (:class:`~monai_mlip.handlers.UnmaskedTuning`) overridden when given (to ask
+    whether a part helps with a longer budget, another ratio or a final phase on whole images)."""
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {sorted(SCALES)}, got {scale!r}")
     settings = {**SCALES[scale], "model": dict(SCALES[scale]["model"])}
@@ -64,6 +67,8 @@ def scale_settings(scale: str, max_epochs: int | None = None, mask_ratio: float 
         if not 0.0 < mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must be in (0, 1), got {mask_ratio}")
         settings["mask_ratio"] = float(mask_ratio)
+    if unmasked_epochs:
+        settings["unmasked_epochs"] = int(unmasked_epochs)
     return settings
 
 
@@ -90,6 +95,7 @@ def run_cell(
         num_workers=0,
         **{"synthetic#studies": settings["studies"], "synthetic#image_size": settings["image_size"]},
         model_overrides=model,
+        unmasked_epochs=settings.get("unmasked_epochs", 0),
     )
     validation = json.loads((cell_dir / "eval" / "metrics.json").read_text())
     metrics = {
@@ -121,12 +127,13 @@ def compare(
     bundles_dir: str | os.PathLike = "bundles",
     max_epochs: int | None = None,
     mask_ratio: float | None = None,
+    unmasked_epochs: int | None = None,
 ) -> dict[str, Any]:
     """Run (or reuse) every cell and write the results; returns what ``out_json`` holds.
 
-    ``max_epochs`` and ``mask_ratio`` override the scale's (:func:`scale_settings`); the settings are kept
-    with each cell, so a cell finished under other settings is run again."""
-    cell_settings = scale_settings(scale, max_epochs, mask_ratio)
+    ``max_epochs``, ``mask_ratio`` and ``unmasked_epochs`` override the scale's (:func:`scale_settings`); the
+    settings are kept with each cell, so a cell finished under other settings is run again."""
+    cell_settings = scale_settings(scale, max_epochs, mask_ratio, unmasked_epochs)
     settings = {"scale": scale, **cell_settings, "fractions": list(FRACTIONS), "seeds": list(seeds)}
     for recipe in recipes:
         get_recipe(recipe)  # an unknown name fails before any work

@@ -1,4 +1,4 @@
-"""Ignite/MONAI handlers: validation metrics, metrics JSON, atomic checkpoints, reseeding, heatmap and phi plots."""
+"""Ignite/MONAI handlers: metrics, metrics JSON, atomic checkpoints, reseeding, unmasked tuning, plots."""
 
 from monai_mlip.handlers.inference import EmbeddingWriter, ScoresCSVSaver
 from monai_mlip.handlers.io import (
@@ -17,6 +17,7 @@ from monai_mlip.handlers.metrics import (
 )
 from monai_mlip.handlers.model_card import encoder_card
 from monai_mlip.handlers.plots import GroundingHeatmapSaver, PhiMapSaver, SegmentationOverlaySaver, save_roc_curve
+from monai_mlip.handlers.schedule import UnmaskedTuning
 
 __all__ = [
     "AtomicCheckpointSaver",
@@ -31,6 +32,7 @@ __all__ = [
     "RetrievalMetric",
     "ScoresCSVSaver",
     "SegmentationOverlaySaver",
+    "UnmaskedTuning",
     "ZeroShotAUCMetric",
     "encoder_card",
     "latest_checkpoint",

@@ -444,10 +444,8 @@ class MLIP(nn.Module):
     def _predict_hidden(
         self, pixels: torch.Tensor, features: torch.Tensor, patch_index: torch.Tensor, masked_index: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decoder predictions and targets of the hidden patches, ``[B, M, K]`` each (``M`` may be 0)."""
-        if not masked_index.shape[1]:
-            empty = pixels.new_zeros(pixels.shape[0], 0, self.vision.in_chans * self.vision.patch_size**2)
-            return empty, empty
+        """Decoder predictions and targets of the hidden patches, ``[B, M, K]`` each (``M`` may be 0: the empty
+        prediction still comes from the decoder, so its parameters stay in the graph, as DDP needs)."""
         pred = self.decoder(features, patch_index)
         target = patchify(pixels, self.vision.patch_size)
         take = masked_index.unsqueeze(-1).expand(-1, -1, pred.shape[-1])
