@@ -96,10 +96,6 @@ class Recipe:
         if self.mask_ratio == 0.0 and (self.sie or "mip" in self.terms):
             raise ValueError(f"recipe {self.name!r}: the SIE and MIP need a masked view (mask_ratio > 0)")
 
-    def weight(self, term: str) -> float:
-        """The weight of ``term`` (0.0 when it is off)."""
-        return float(self.terms.get(term, 0.0))
-
     def model_settings(self) -> dict[str, Any]:
         """:func:`~monai_mlip.networks.create_mlip` overrides of this recipe (its model settings and the mask
         ratio, when it sets one)."""
