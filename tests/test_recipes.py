@@ -72,6 +72,18 @@ def test_a_term_that_is_off_builds_nothing(text_dir):
     assert no_mask.mask_ratio == 0.0 and no_mask.sie is None and no_mask.local_logit_scale is not None
 
 
+def test_a_recipe_can_be_a_json_file(tmp_path, text_dir):
+    path = tmp_path / "mine.json"
+    path.write_text('{"name": "mine", "terms": {"global": 1.0, "local": 0.5}, "mask_ratio": 0.0, "grounding": "ot"}')
+    recipe = get_recipe(str(path))
+    assert recipe.terms == {"global": 1.0, "local": 0.5} and not recipe.sie
+    model, loss = _build(recipe, text_dir)
+    assert loss.weights == {"global": 1.0, "local": 0.5} and model.decoder is None and model.mask_ratio == 0.0
+    path.write_text('{"name": "mine", "terms": {"global": 1.0}, "lambda": 2}')
+    with pytest.raises(ValueError, match=r"unknown recipe field\(s\) \['lambda'\]"):
+        get_recipe(str(path))
+
+
 def test_recipes_are_listed_and_checked():
     assert set(list_recipes()) == EXPECTED
     with pytest.raises(ValueError, match=r"unknown recipe 'mgca'.*clip"):

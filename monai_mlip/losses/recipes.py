@@ -53,8 +53,11 @@ phrase's attention over the patches for the others.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from monai_mlip.losses.registry import TERM_TYPES, WEIGHTING
@@ -140,12 +143,20 @@ def list_recipes() -> list[str]:
     return sorted(RECIPES)
 
 
-def get_recipe(name: str) -> Recipe:
-    """The recipe ``name``.
+def get_recipe(name: str | os.PathLike) -> Recipe:
+    """The recipe ``name``, or one written as a JSON file (a path ending in ``.json`` whose object holds
+    :class:`Recipe`'s fields: ``{"name": "mine", "terms": {"global": 1.0, "local": 0.5}, "sie": false}``).
 
     Raises:
-        ValueError: an unknown name (the message lists the recipes).
+        ValueError: an unknown name (the message lists the recipes) or a recipe file with unknown fields.
+        FileNotFoundError: a recipe file that does not exist.
     """
+    if str(name).endswith(".json"):
+        record = json.loads(Path(name).read_text())
+        unknown = sorted(set(record) - {f.name for f in fields(Recipe)})
+        if unknown:
+            raise ValueError(f"{name}: unknown recipe field(s) {unknown}")
+        return Recipe(**record)
     if name not in RECIPES:
-        raise ValueError(f"unknown recipe {name!r}; choose one of {list_recipes()}")
+        raise ValueError(f"unknown recipe {name!r}; choose one of {list_recipes()} or a recipe .json file")
     return RECIPES[name]
