@@ -74,3 +74,10 @@ def test_real_scale(tmp_path):
     assert summary["quick_prepare_over_naive_decode"] > 0 and detail["prepare"]["prepared_png_kb"] > 0
     assert [row["studies"] for row in detail["pipeline"]] == [240, 2400]
     assert all(row["pipeline_pss_gb"] > 0 and row["loader_workers"] == 2 for row in detail["pipeline"])
+
+
+def test_recipe_step(tmp_path):
+    summary = run_quick("recipe_step", tmp_path)
+    rows = json.loads((tmp_path / "recipe_step.json").read_text())["rows"]
+    assert set(rows) >= {"clip", "mlip", "mlip_kg", "mmclip"} and summary["mmclip_over_mlip_step_tiny"] > 0
+    assert rows["clip"]["trained_parameters"] < rows["mlip"]["trained_parameters"]
