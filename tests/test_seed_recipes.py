@@ -235,29 +235,40 @@ def test_entity_masking_hits_the_knowledge_terms(text_dir):
     assert torch.equal(chosen, ~entity & (batch["attention_mask"] == 1) & ~torch.isin(batch["input_ids"], special))
 
 
+def _hidden(output) -> list[set[int]]:
+    return [set(row.tolist()) for row in output.masked_index]
+
+
 def test_the_attention_mask_hides_the_most_attended_patches(text_dir):
     model, loss = recipe_model("mmclip", text_dir)
     model.train()
     batch = tagged_batch(model, loss)
     output = forward(model, loss, batch)
     attention = output.attention_map
-    assert attention.shape == output.visible.shape and torch.allclose(attention.sum(1), torch.ones(4))
-    hidden = (~output.visible).sum(1)[0].item()
+    assert attention.shape == (4, model.vision.num_patches) and torch.allclose(attention.sum(1), torch.ones(4))
+    hidden = output.masked_index.shape[1]
+    assert hidden == model.vision.num_patches - int(model.vision.num_patches * (1 - model.mask_ratio))
     top = attention.topk(hidden, dim=1).indices
-    assert (~output.visible).gather(1, top).all()  # share 1.0: exactly the most-attended patches are hidden
+    assert _hidden(output) == [set(row.tolist()) for row in top]  # share 1.0: the most-attended, exactly
+    # the contrastive terms read the whole image beside the masked view (contrastive_view="whole")
+    assert output.visible.all() and output.patch_embeds.shape[1] == model.vision.num_patches
     half, _ = recipe_model("mmclip", text_dir, attention_share=0.5)
     half.train()
     out = forward(half, loss, batch)
-    by_attention = round(0.5 * hidden)
-    top = out.attention_map.topk(by_attention, dim=1).indices
-    assert (~out.visible).gather(1, top).all()
+    top = out.attention_map.topk(round(0.5 * hidden), dim=1).indices
+    assert all(set(t.tolist()) <= h for t, h in zip(top, _hidden(out), strict=True))
+    # on the masked view (MLIP's way) the contrastive terms see the same patches the decoder misses
+    masked_view, _ = recipe_model("mmclip", text_dir, contrastive_view="masked")
+    masked_view.train()
+    out = forward(masked_view, loss, batch)
+    assert [set(torch.nonzero(~row).flatten().tolist()) for row in out.visible] == _hidden(out)
     # the attention comes from the whole image and the report's words, without gradients
     manual = model.report_attention(
         model.vision.prepare_input(batch["image"]),
         model.text(batch["input_ids"], batch["attention_mask"]).token_features,
         batch["sentence_index"],
     )
-    assert not manual.requires_grad
+    assert not manual.requires_grad and manual.shape == attention.shape
 
 
 def test_an_unpaired_batch_trains(text_dir):

@@ -37,10 +37,13 @@ phrase's attention over the patches for the others.
   Grounding: the phrase's attention over the patches.
 - ``mmclip``: Wu et al. (arXiv 2407.19546), reconstructed from the abstract. Choices made here:
 
-  - AttMIM: the report's word tokens attend over the patches of the whole image in a gradient-free pass
-    (softmax of projected cosine similarity at ``attention_temperature`` 0.1, averaged over the words);
-    the most-attended patches are hidden (``attention_share`` 1.0 of the hidden ones; the rest random) at
-    the preset's mask ratio, and the MIP decoder reconstructs them;
+  - AttMIM: the report's word tokens attend over the patches of the whole image (softmax of projected
+    cosine similarity at ``attention_temperature`` 0.1, averaged over the words, no gradient); the
+    most-attended patches are hidden (``attention_share`` 1.0 of the hidden ones; the rest random) at the
+    preset's mask ratio, and the MIP decoder reconstructs them. The contrastive term and the MLM's image
+    support read the whole image (``contrastive_view="whole"``): a view whose most-attended patches are
+    hidden has lost what the report names (with the contrastive term on that view, a 6-epoch run stayed at
+    chance: docs/experiments.md);
   - EntMLM: entity tokens (the knowledge file's terms) masked with probability ``mlm_entity_prob`` 0.5,
     other tokens ``mlm_other_prob`` 0.0; one transformer decoder layer lets the tokens read the visible
     patches; the output layer is tied to the word embeddings (:mod:`~monai_mlip.networks.mlm`);
@@ -130,7 +133,7 @@ RECIPES: dict[str, Recipe] = {
         Recipe(
             "mmclip",
             {"global": 1.0, "mip": 1.0, "entity_mlm": 1.0},
-            model={"mask_strategy": "attention"},
+            model={"mask_strategy": "attention", "contrastive_view": "whole"},
             grounding="attention",
             description="Wu et al. 2024: global + attention-masked MIP + entity MLM with the image's support",
         ),

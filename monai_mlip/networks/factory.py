@@ -83,6 +83,7 @@ class MLIPConfig:
         mask_strategy: ``"random"`` or ``"attention"`` (hide the patches the report attends to most).
         attention_temperature: softmax temperature of the report-to-patch attention.
         attention_share: share of the hidden patches that attention masking chooses (the rest are random).
+        contrastive_view: ``"masked"`` (the contrastive terms read the masked view) or ``"whole"``.
     """
 
     vision_model: str = "vit_base_patch16_224"
@@ -115,6 +116,7 @@ class MLIPConfig:
     mask_strategy: str = "random"
     attention_temperature: float = 0.1
     attention_share: float = 1.0
+    contrastive_view: str = "masked"
 
 
 PRESETS: dict[str, MLIPConfig] = {
@@ -214,6 +216,7 @@ def create_mlip(preset: str = "tiny", **overrides: Any) -> MLIP:
         mask_strategy=config.mask_strategy,
         attention_temperature=config.attention_temperature,
         attention_share=config.attention_share,
+        contrastive_view=config.contrastive_view,
     )
     model.config = config
     return model

@@ -47,7 +47,8 @@ class MLIPOutput:
     Attributes:
         image_embeds: ``[B, D]`` L2-normalised global image embeddings (of the masked image in training).
         text_embeds: ``[B, D]`` L2-normalised global ([CLS]) report embeddings.
-        patch_embeds: ``[B, N, D]`` L2-normalised embeddings of the visible patches.
+        patch_embeds: ``[B, N, D]`` L2-normalised embeddings of the visible patches (of the view the
+            contrastive terms read: the masked view, or the whole image with ``contrastive_view="whole"``).
         patch_index: ``[B, N]`` long, row-major grid index of each visible patch (ascending).
         visible: ``[B, P]`` bool, ``True`` for visible patches.
         sentence_embeds: ``[B, S, D]`` L2-normalised sentence embeddings, zero for absent sentences.
@@ -150,6 +151,9 @@ class MLIP(nn.Module):
         attention_temperature: softmax temperature of the report-to-patch attention.
         attention_share: with attention masking, the share of the hidden patches chosen by attention; the
             rest are random.
+        contrastive_view: what the contrastive terms (and the MLM's image support) read in training:
+            ``"masked"`` (MLIP's masked contrastive learning) or ``"whole"`` (the whole image, encoded beside
+            the masked view, which then serves MIP alone).
     """
 
     def __init__(
@@ -176,12 +180,15 @@ class MLIP(nn.Module):
         mask_strategy: str = "random",
         attention_temperature: float = 0.1,
         attention_share: float = 1.0,
+        contrastive_view: str = "masked",
     ) -> None:
         super().__init__()
         if not 0.0 <= mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must be in [0, 1), got {mask_ratio}")
         if mask_strategy not in ("random", "attention"):
             raise ValueError(f"mask_strategy must be 'random' or 'attention', got {mask_strategy!r}")
+        if contrastive_view not in ("masked", "whole"):
+            raise ValueError(f"contrastive_view must be 'masked' or 'whole', got {contrastive_view!r}")
         if not 0.0 <= attention_share <= 1.0:
             raise ValueError(f"attention_share must be in [0, 1], got {attention_share}")
         self.vision = vision
@@ -211,6 +218,7 @@ class MLIP(nn.Module):
         self.mask_strategy = mask_strategy
         self.attention_temperature = attention_temperature
         self.attention_share = attention_share
+        self.contrastive_view = contrastive_view
         self.knowledge = None
         self.knowledge_logit_scale = None
         if knowledge is not None:
@@ -309,15 +317,18 @@ class MLIP(nn.Module):
         if mask_ratio is None:
             mask_ratio = self.mask_ratio if self.training else 0.0
         pixels = self.vision.prepare_input(image)
-        attention_map = None
+        # the view the contrastive terms read: the masked one (MLIP), or the whole image beside it
+        whole = self.vision(pixels) if self.contrastive_view == "whole" and mask_ratio > 0 else None
+        attention_map = text = None
         if self.mask_strategy == "attention" and mask_ratio > 0 and mask_noise is None:
             text = self.text(input_ids, attention_mask, sentence_index)
-            attention_map = self.report_attention(pixels, text.token_features, sentence_index)
+            seen = whole.patch_features.detach() if whole is not None else None
+            attention_map = self.report_attention(pixels, text.token_features, sentence_index, seen)
             mask_noise = self._attention_noise(attention_map, mask_ratio, generator)
-            vision = self.vision(pixels, mask_ratio=mask_ratio, noise=mask_noise)
-        else:
-            vision = self.vision(pixels, mask_ratio=mask_ratio, generator=generator, noise=mask_noise)
+        vision = self.vision(pixels, mask_ratio=mask_ratio, generator=generator, noise=mask_noise)
+        if text is None:
             text = self.text(input_ids, attention_mask, sentence_index)
+        view = whole if whole is not None else vision
         if has_image is None:
             has_image = torch.ones(len(input_ids), dtype=torch.bool, device=input_ids.device)
 
@@ -329,15 +340,15 @@ class MLIP(nn.Module):
             mip_pred, mip_target = self._predict_hidden(pixels, vision.patch_features, vision.patch_index, masked_index)
 
         return MLIPOutput(
-            image_embeds=F.normalize(self.image_projection(vision.global_features), dim=-1),
+            image_embeds=F.normalize(self.image_projection(view.global_features), dim=-1),
             text_embeds=F.normalize(self.text_projection(text.global_features), dim=-1),
-            patch_embeds=F.normalize(self.image_projection(vision.patch_features), dim=-1),
-            patch_index=vision.patch_index,
-            visible=vision.visible,
+            patch_embeds=F.normalize(self.image_projection(view.patch_features), dim=-1),
+            patch_index=view.patch_index,
+            visible=view.visible,
             sentence_embeds=self._sentence_embeds(text.sentence_features, text.sentence_mask),
             sentence_mask=text.sentence_mask,
-            integrity=self.sie(vision.visible) if self.sie is not None else None,
-            patch_scores=self.sie.patch_scores(vision.patch_index) if self.sie is not None else None,
+            integrity=self.sie(view.visible) if self.sie is not None else None,
+            patch_scores=self.sie.patch_scores(view.patch_index) if self.sie is not None else None,
             mip_pred=mip_pred,
             mip_target=mip_target,
             masked_index=masked_index,
@@ -347,19 +358,26 @@ class MLIP(nn.Module):
             has_image=has_image,
             **self._knowledge_outputs(text.token_features, concept_index, concept_labels),
             **self._teacher_outputs(pixels, input_ids, attention_mask),
-            **self._mlm_outputs(input_ids, attention_mask, concept_index, vision.patch_features, has_image, generator),
+            **self._mlm_outputs(input_ids, attention_mask, concept_index, view.patch_features, has_image, generator),
         )
 
     @torch.no_grad()
     def report_attention(
-        self, pixels: torch.Tensor, token_features: torch.Tensor, sentence_index: torch.Tensor
+        self,
+        pixels: torch.Tensor,
+        token_features: torch.Tensor,
+        sentence_index: torch.Tensor,
+        patch_features: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``[B, P]`` how much the report's word tokens attend to each patch of the whole image (no gradient).
 
         Each word token (``sentence_index >= 0``) spreads a softmax over the patches of its image by projected
         cosine similarity at ``attention_temperature``; the map is the mean over the report's word tokens.
+        ``patch_features`` ``[B, P, E]`` of the whole image are used when given, else the image is encoded.
         """
-        patches = F.normalize(self.image_projection(self.vision(pixels).patch_features), dim=-1)
+        if patch_features is None:
+            patch_features = self.vision(pixels).patch_features
+        patches = F.normalize(self.image_projection(patch_features), dim=-1)
         tokens = F.normalize(self.text_projection(token_features), dim=-1)
         words = (sentence_index[:, : tokens.shape[1]] >= 0).to(tokens.dtype)
         attention = torch.einsum("bld,bpd->blp", tokens, patches).div(self.attention_temperature).softmax(dim=-1)
