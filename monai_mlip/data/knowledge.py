@@ -30,7 +30,7 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
-from monai_mlip.data.reports import split_sentences
+from monai_mlip.data.reports import resolve_tokenizer, split_sentences
 from monai_mlip.errors import KnowledgeFileError
 
 __all__ = ["DEFAULT_KNOWLEDGE", "Concept", "Knowledge", "Mention", "TagConceptsd", "load_knowledge", "tag_concepts"]
@@ -221,11 +221,7 @@ class TagConceptsd(MapTransform):
         super().__init__(keys, allow_missing_keys)
         if len(self.keys) != 1:
             raise ValueError(f"TagConceptsd takes one text key, got {self.keys}")
-        if isinstance(tokenizer, (str, os.PathLike)):
-            from monai_mlip.hub import load_tokenizer
-
-            tokenizer = load_tokenizer(tokenizer)
-        self.tokenizer = tokenizer
+        self.tokenizer = resolve_tokenizer(tokenizer)
         self.knowledge = knowledge if isinstance(knowledge, Knowledge) else load_knowledge(knowledge)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:

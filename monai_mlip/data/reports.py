@@ -33,6 +33,7 @@ __all__ = [
     "read_report",
     "read_report_sections",
     "report_text",
+    "resolve_tokenizer",
     "split_sentences",
     "tokenize_sentences",
 ]
@@ -403,6 +404,16 @@ def tokenize_sentences(
     }
 
 
+def resolve_tokenizer(tokenizer: Any) -> Any:
+    """A Hugging Face tokenizer, loaded when given as a local path or cached hub name
+    (:func:`~monai_mlip.hub.load_tokenizer`), else returned as it is."""
+    if isinstance(tokenizer, (str, os.PathLike)):
+        from monai_mlip.hub import load_tokenizer
+
+        return load_tokenizer(tokenizer)
+    return tokenizer
+
+
 class TokenizeReportd(MapTransform):
     """Turn report text into ``input_ids``, ``attention_mask`` and ``sentence_index``.
 
@@ -431,11 +442,7 @@ class TokenizeReportd(MapTransform):
         super().__init__(keys, allow_missing_keys)
         if len(self.keys) != 1:
             raise ValueError(f"TokenizeReportd takes one text key, got {self.keys}")
-        if isinstance(tokenizer, (str, os.PathLike)):
-            from monai_mlip.hub import load_tokenizer
-
-            tokenizer = load_tokenizer(tokenizer)
-        self.tokenizer = tokenizer
+        self.tokenizer = resolve_tokenizer(tokenizer)
         self.max_length = max_length
         self.max_sentences = max_sentences
         self.prefix = prefix

@@ -22,7 +22,7 @@ from torch import nn
 from monai_mlip.losses import patch_sentence_plans
 from monai_mlip.networks.mlip import unwrap
 
-__all__ = ["GroundingInferer", "phrase_heatmaps"]
+__all__ = ["GroundingInferer", "attention_plans", "phrase_heatmaps"]
 
 
 def attention_plans(

@@ -68,9 +68,8 @@ class Objective(nn.Module):
             ValueError: ``unpaired`` data for an objective with a term that cannot take it.
         """
         if unpaired and not self.takes_unpaired():
-            refusing = sorted(name for name, term in self.terms.items() if not term.takes_unpaired)
             raise ValueError(
-                f"unpaired data (reports without images) cannot train the term(s) {refusing or ['sie']}; "
+                f"unpaired data (reports without images) cannot train the term(s) {self._refusing_unpaired()}; "
                 "use a recipe whose terms all take it (mmclip), or paired data"
             )
         keys = ["concept_index", "concept_labels"] if self.parts() & {"knowledge", "mlm"} else []
@@ -78,7 +77,12 @@ class Objective(nn.Module):
 
     def takes_unpaired(self) -> bool:
         """Every term takes reports without an image (and no SIE weighting, whose masks need an image)."""
-        return self.weighting is None and all(term.takes_unpaired for term in self.terms.values())
+        return not self._refusing_unpaired()
+
+    def _refusing_unpaired(self) -> list[str]:
+        """The terms (and ``"sie"``, the weighting) that cannot take reports without an image."""
+        refusing = sorted(name for name, term in self.terms.items() if not term.takes_unpaired)
+        return refusing + ([WEIGHTING] if self.weighting is not None else [])
 
     def forward(self, output: Any) -> dict[str, torch.Tensor]:
         """Compute the terms.
@@ -112,11 +116,10 @@ class Objective(nn.Module):
         has_image = getattr(output, "has_image", None)
         if has_image is None or bool(has_image.all()):
             return
-        refusing = sorted(name for name, term in self.terms.items() if not term.takes_unpaired)
-        if refusing or self.weighting is not None:
+        if not self.takes_unpaired():
             raise ValueError(
-                f"the batch holds reports without an image, which the term(s) {refusing or ['sie']} cannot use; "
-                "unpaired data is for recipes whose terms take it (mmclip)"
+                f"the batch holds reports without an image, which the term(s) {self._refusing_unpaired()} "
+                "cannot use; unpaired data is for recipes whose terms take it (mmclip)"
             )
 
     def _check_parts(self, output: Any) -> None:

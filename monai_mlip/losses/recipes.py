@@ -10,8 +10,8 @@ computed nor built. open_clip's named model configs are the model; these name ob
 architectures.
 
 Grounding: every recipe names the phrase heatmap its model is read with (:attr:`Recipe.grounding`,
-:class:`~monai_mlip.inferers.GroundingInferer`): the OT plan for the recipes with the OT term, the
-phrase's attention over the patches for the others.
+:class:`~monai_mlip.inferers.GroundingInferer`): the OT plan by default, the phrase's attention over the
+patches for ``mlip_kg`` and ``mmclip``, which learn patch attention instead of OT.
 
 - ``clip``: the global term on whole images (ConVIRT / CLIP): no masking, no SIE, no OT, no MIP.
 - ``mlip``: Liu et al. (ISBI 2024): all three terms on the masked view, SIE-weighted (the default).

@@ -31,7 +31,7 @@ from monai_mlip.networks.mip import MaskedImageDecoder, patchify
 from monai_mlip.networks.mlm import ImageSupportedMLMHead, mask_entity_tokens
 from monai_mlip.networks.sie import SemanticIntegrityEstimator
 from monai_mlip.networks.text import TextTower, pool_sentences
-from monai_mlip.networks.vision import VisionTower
+from monai_mlip.networks.vision import VisionTower, num_visible, uniform_noise
 
 __all__ = ["MLIP", "MLIPOutput", "SentenceEmbeddings", "unwrap"]
 
@@ -388,10 +388,9 @@ class MLIP(nn.Module):
     ) -> torch.Tensor:
         """Mask noise (lowest kept) that hides the most-attended ``attention_share`` of the hidden patches."""
         batch, patches = attention.shape
-        hidden = patches - int(patches * (1 - mask_ratio))
+        hidden = patches - num_visible(patches, mask_ratio)
         by_attention = round(self.attention_share * hidden)
-        noise = torch.rand(batch, patches, generator=generator, device=generator.device if generator else None)
-        noise = noise.to(attention.device)
+        noise = uniform_noise((batch, patches), attention.device, generator)
         top = attention.topk(by_attention, dim=1).indices
         return noise.scatter(1, top, 2.0)  # above every random value: these are hidden first
 

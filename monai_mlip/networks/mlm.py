@@ -13,6 +13,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from monai_mlip.networks.vision import uniform_noise
+
 __all__ = ["ImageSupportedMLMHead", "mask_entity_tokens"]
 
 
@@ -37,8 +39,7 @@ def mask_entity_tokens(
     Returns:
         The masked ids ``[B, L]`` and the labels ``[B, L]`` (the original id where masked, ``-100`` elsewhere).
     """
-    draw = torch.rand(input_ids.shape, generator=generator, device=generator.device if generator else None)
-    draw = draw.to(input_ids.device)
+    draw = uniform_noise(tuple(input_ids.shape), input_ids.device, generator)
     entity = concept_index >= 0
     # the first token ([CLS]) and the last real one ([SEP]) are never "other" tokens to mask
     inner = attention_mask.bool() & (torch.arange(input_ids.shape[1], device=input_ids.device) > 0)

@@ -39,7 +39,7 @@ from monai_mlip.data.transforms import CXR_MEAN, CXR_STD
 from monai_mlip.hub import resolve_timm_weights
 from monai_mlip.networks import conv_stem  # noqa: F401  (registers the conv-stem ViTs with timm)
 
-__all__ = ["VisionFeatures", "VisionTower", "random_patch_mask"]
+__all__ = ["VisionFeatures", "VisionTower", "num_visible", "random_patch_mask", "uniform_noise"]
 
 
 @dataclass
@@ -58,6 +58,20 @@ class VisionFeatures:
     patch_features: torch.Tensor
     patch_index: torch.Tensor
     visible: torch.Tensor
+
+
+def num_visible(num_patches: int, mask_ratio: float) -> int:
+    """``N = int(P * (1 - mask_ratio))``, the patches a masked view keeps (the same for every sample)."""
+    return int(num_patches * (1.0 - mask_ratio))
+
+
+def uniform_noise(
+    shape: tuple[int, ...], device: torch.device | str | None = None, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Uniform ``[0, 1)`` noise of ``shape`` on ``device``, drawn on the generator's device when one is given
+    (a CPU generator cannot draw on a GPU), so a seeded draw is the same wherever the model runs."""
+    noise_device = generator.device if generator is not None else device
+    return torch.rand(shape, generator=generator, device=noise_device).to(device)
 
 
 def random_patch_mask(
@@ -83,10 +97,9 @@ def random_patch_mask(
     """
     if not 0.0 <= mask_ratio < 1.0:
         raise ValueError(f"mask_ratio must be in [0, 1), got {mask_ratio}")
-    keep = int(num_patches * (1.0 - mask_ratio))
+    keep = num_visible(num_patches, mask_ratio)
     if noise is None:
-        noise_device = generator.device if generator is not None else device
-        noise = torch.rand(batch_size, num_patches, generator=generator, device=noise_device)
+        noise = uniform_noise((batch_size, num_patches), device, generator)
     elif noise.shape != (batch_size, num_patches):
         raise ValueError(f"noise must have shape {(batch_size, num_patches)}, got {tuple(noise.shape)}")
     kept = torch.argsort(noise.to(device), dim=1)[:, :keep]
